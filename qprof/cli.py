@@ -1,0 +1,260 @@
+"""The ``qprof`` command line: one click group, commands are verbs.
+
+Errors reach the user once, here: a ``QprofError`` becomes ``Error: ...`` on
+stderr and exit status 2 (bad input); an interrupted run exits 130 after the
+snapshot copy is removed. Results go to stdout, progress and messages to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from qprof import __version__
+from qprof.errors import QprofError
+from qprof.profile import Measurement
+from qprof.readers import ReadProgress, format_names
+from qprof.replay import replay_workload
+from qprof.report import profile_document, render_text
+from qprof.trace import TraceWriter
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+PROGRESS_EVERY = 512
+
+
+class QprofGroup(click.Group):
+    """A click group that turns qprof's errors into one clear line."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except QprofError as error:
+            click.echo(f"Error: {error}", err=True)
+            ctx.exit(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:
+            click.echo("Interrupted; no snapshot copy is left behind.", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+@click.group(cls=QprofGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="qprof")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Say more on stderr (-v stages, -vv statements).",
+)
+def main(verbose: int) -> None:
+    """Profile the SQL workload an application sends to SQLite.
+
+    Replay a logged workload against a database to learn which statements cost
+    the most and why; the database is never written.
+
+    Exit status: 0 done, 2 bad input (a missing file, a database that is not
+    SQLite, a bad line under --strict), 130 interrupted.
+    """
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(
+        level=level, format="%(message)s", stream=sys.stderr, force=True
+    )
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def workload_options(command: F) -> F:
+    """Add the options every command that reads a workload shares."""
+    decorators = [
+        click.argument("workload", type=click.Path(path_type=Path)),
+        click.option(
+            "--db",
+            "database",
+            required=True,
+            type=click.Path(path_type=Path),
+            help="The SQLite database the workload ran against (never written).",
+        ),
+        click.option(
+            "--format",
+            "format_name",
+            type=click.Choice(["auto", *format_names()]),
+            default="auto",
+            show_default=True,
+            help="The workload's format; auto detects it from the first lines.",
+        ),
+        click.option(
+            "--strict",
+            is_flag=True,
+            help="Stop at the first line no reader understands (exit 2) instead of skipping it.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+@main.command()
+@workload_options
+@click.option(
+    "--repeat",
+    type=click.IntRange(1, 1000),
+    default=1,
+    show_default=True,
+    help="Run each read statement N times and keep the median time.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document on stdout."
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write every measured statement to this qprof trace (JSON Lines).",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(1),
+    default=10,
+    show_default=True,
+    help="Fingerprints to list.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show a progress bar on stderr [default: when stderr is a terminal].",
+)
+def replay(
+    workload: Path,
+    database: Path,
+    format_name: str,
+    strict: bool,
+    repeat: int,
+    as_json: bool,
+    out: Path | None,
+    top: int,
+    progress: bool | None,
+) -> None:
+    """Replay a logged workload against a database and report what it cost.
+
+    Every statement runs and is measured (wall time, VM steps, full-scan steps,
+    sorts, automatic indexes, rows). A workload that only reads runs on the
+    database opened read-only; one that writes runs on a temporary snapshot
+    copy, removed afterwards.
+
+    Example:
+
+    \b
+        qprof replay sample_workloads/chinook/workload.sql \\
+            --db sample_workloads/chinook/chinook.db
+    """
+    if out is not None and out.resolve() in (workload.resolve(), database.resolve()):
+        raise click.BadParameter(
+            "must not be the workload or the database", param_hint="--out"
+        )
+    show_progress = sys.stderr.isatty() if progress is None else progress
+    read_progress = ReadProgress()
+    with (
+        _trace_writer(out, workload, database) as write,
+        _progress_bar(show_progress, read_progress) as tick,
+    ):
+
+        def on_measurement(measurement: Measurement) -> None:
+            if write is not None:
+                write(measurement)
+            tick()
+
+        profile = replay_workload(
+            workload,
+            database,
+            format=None if format_name == "auto" else format_name,
+            repeat=repeat,
+            strict=strict,
+            progress=read_progress,
+            on_measurement=on_measurement,
+        )
+    if as_json:
+        click.echo(json.dumps(profile_document(profile), indent=2))
+    else:
+        width = shutil.get_terminal_size((100, 24)).columns
+        click.echo(render_text(profile, top=top, width=max(60, width)), nl=False)
+
+
+@contextmanager
+def _trace_writer(
+    out: Path | None, workload: Path, database: Path
+) -> Iterator[Callable[[Measurement], None] | None]:
+    if out is None:
+        yield None
+        return
+    try:
+        writer = TraceWriter(
+            out,
+            created_by="qprof replay",
+            workload=str(workload),
+            database=str(database),
+        )
+    except OSError as error:
+        raise click.BadParameter(
+            f"cannot write {out}: {error.strerror}", param_hint="--out"
+        ) from error
+    with writer:
+
+        def write(measurement: Measurement) -> None:
+            writer.write(
+                measurement.statement,
+                fingerprint=measurement.fingerprint.id,
+                measured={
+                    "elapsed_ns": measurement.elapsed_ns,
+                    "vm_step": measurement.vm_step,
+                    "fullscan_step": measurement.fullscan_step,
+                    "sort": measurement.sort,
+                    "autoindex": measurement.autoindex,
+                    "rows_returned": measurement.rows_returned,
+                    "rows_changed": measurement.rows_changed,
+                    "error": measurement.error,
+                },
+            )
+
+        yield write
+
+
+@contextmanager
+def _progress_bar(show: bool, progress: ReadProgress) -> Iterator[Callable[[], None]]:
+    if not show:
+        yield lambda: None
+        return
+    with click.progressbar(
+        length=1, label="Replaying", file=sys.stderr, width=30
+    ) as bar:
+        count = 0
+        shown = 0
+
+        def tick() -> None:
+            nonlocal count, shown
+            count += 1
+            if count % PROGRESS_EVERY:
+                return
+            bar.length = max(progress.total_bytes, 1)
+            bar.update(progress.bytes_read - shown)
+            shown = progress.bytes_read
+
+        yield tick
+        bar.length = max(progress.total_bytes, 1)
+        bar.update(progress.bytes_read - shown)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """Turn SIGTERM into KeyboardInterrupt so that cleanup runs as for Ctrl-C."""
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Read qprof's own trace: one JSON object a line (see ``qprof.trace``).
+
+A line that is not a JSON object with an ``sql`` string is reported with its
+line number and skipped; a last line cut off mid-write (a crashed capture) is
+reported the same way, so everything before it still loads.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from qprof.errors import WorkloadError, excerpt
+from qprof.readers.base import ReadProblems, ReadProgress, numbered_lines
+from qprof.trace import TRACE_HEADER_KEY, Statement, decode_params
+
+NAME = "qprof"
+DESCRIPTION = "qprof trace, one JSON object per line (from capture or replay --out)"
+
+
+def sniff(head: list[str]) -> bool:
+    """Return True when the first non-blank line is a JSON object with ``sql``."""
+    for line in head:
+        text = line.strip()
+        if not text:
+            continue
+        if not text.startswith("{"):
+            return False
+        try:
+            record = json.loads(text)
+        except ValueError:
+            return False
+        return isinstance(record, dict) and (
+            "sql" in record or TRACE_HEADER_KEY in record
+        )
+    return False
+
+
+def read(
+    path: Path, problems: ReadProblems, progress: ReadProgress | None = None
+) -> Iterator[Statement]:
+    """Yield each statement recorded in the trace at ``path``."""
+    source = str(path)
+    loads = json.JSONDecoder().decode
+    for number, line in numbered_lines(path, progress):
+        if not line.strip():
+            continue
+        try:
+            record = loads(line)
+        except ValueError:
+            problems.report(_bad_line(path, number, line))
+            continue
+        if not isinstance(record, dict):
+            problems.report(_bad_line(path, number, line))
+            continue
+        if TRACE_HEADER_KEY in record and "sql" not in record:
+            continue
+        statement = _statement(record, source, number)
+        if statement is None:
+            problems.report(_bad_line(path, number, line))
+            continue
+        yield statement
+
+
+def _statement(record: dict[str, Any], source: str, number: int) -> Statement | None:
+    sql = record.get("sql")
+    if not isinstance(sql, str) or not sql.strip():
+        return None
+    try:
+        params = decode_params(record.get("params"))
+    except (ValueError, TypeError):
+        return None
+    elapsed = record.get("elapsed_ns")
+    ts = record.get("ts")
+    return Statement(
+        sql=sql,
+        params=params,
+        source=source,
+        line=number,
+        context=_text_or_none(record.get("context")),
+        caller=_text_or_none(record.get("caller")),
+        logged_ns=elapsed if isinstance(elapsed, int) else None,
+        ts=float(ts) if isinstance(ts, (int, float)) else None,
+    )
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _bad_line(path: Path, number: int, line: str) -> WorkloadError:
+    return WorkloadError(
+        path,
+        number,
+        'a JSON object with an "sql" string (and optional "params" list or object)',
+        excerpt(line),
+        "is the trace cut off, or is this another log format? (see --format)",
+    )

@@ -1,0 +1,134 @@
+"""The statement record and qprof's own trace file (JSON Lines).
+
+A trace is an append-only text file, one JSON object a line, so that a trace cut
+off mid-write still loads up to its last whole line. The first line may be a
+header, ``{"qprof_trace": 1, ...}``; every other line is one statement::
+
+    {"sql": "SELECT * FROM t WHERE id = ?", "params": [3], "context": "GET /t/3"}
+
+``params`` is a list for ``?``/``?NNN`` placeholders or an object for named
+ones; blobs are written as ``{"$blob": "<hex>"}``. Optional keys: ``context``,
+``caller`` (``file:line``), ``ts`` (unix seconds), ``elapsed_ns`` (the time the
+application saw). A replay's ``--out`` file adds its measurements under
+``measured``; a reader ignores keys it does not know.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+TRACE_HEADER_KEY = "qprof_trace"
+TRACE_VERSION = 1
+
+Params = tuple[Any, ...] | dict[str, Any] | None
+
+
+@dataclass(slots=True)
+class Statement:
+    """One statement of a workload, as a reader found it."""
+
+    sql: str
+    """The SQL text, with placeholders or with literals inline."""
+    params: Params
+    """Bound values: a tuple for positional placeholders, a dict for named ones."""
+    source: str
+    """The workload file the statement came from."""
+    line: int
+    """The 1-based line of ``source`` where the statement starts."""
+    context: str | None = None
+    """A label of where it ran (a request, a test id), when the log says."""
+    caller: str | None = None
+    """The application's ``file:line`` that sent it, when known."""
+    logged_ns: int | None = None
+    """The time the log recorded for it, in nanoseconds, when it has one."""
+    ts: float | None = None
+    """When it ran, in unix seconds, when the log says."""
+
+    @property
+    def location(self) -> str:
+        """Return ``source:line``."""
+        return f"{self.source}:{self.line}"
+
+
+def decode_params(value: Any) -> Params:
+    """Turn JSON ``params`` into bindings apsw accepts.
+
+    Raises ``ValueError`` when the value is neither a list, an object nor null.
+
+    >>> decode_params([1, {"$blob": "00ff"}])
+    (1, b'\\x00\\xff')
+    """
+    if value is None:
+        return None
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, (dict, list)):
+                return tuple(_decode_value(v) for v in value)
+        return tuple(value)
+    if isinstance(value, dict):
+        return {str(k): _decode_value(v) for k, v in value.items()}
+    raise ValueError(
+        f"params must be a list, an object or null, not {type(value).__name__}"
+    )
+
+
+def encode_params(params: Params) -> list[Any] | dict[str, Any] | None:
+    """Turn bindings into JSON-safe ``params`` (the inverse of ``decode_params``)."""
+    if params is None:
+        return None
+    if isinstance(params, dict):
+        return {k: _encode_value(v) for k, v in params.items()}
+    return [_encode_value(v) for v in params]
+
+
+def _decode_value(value: Any) -> Any:
+    if isinstance(value, dict) and "$blob" in value:
+        return bytes.fromhex(value["$blob"])
+    if isinstance(value, (list, dict)):
+        raise ValueError("a bound value must be a number, a string, null or a $blob")
+    return value
+
+
+def _encode_value(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"$blob": bytes(value).hex()}
+    return value
+
+
+class TraceWriter:
+    """Write statement records to a qprof trace, one JSON line each.
+
+    Use as a context manager; the file is flushed and closed on exit.
+    """
+
+    def __init__(self, path: str | Path, **header: Any) -> None:
+        self.path = Path(path)
+        self._file: IO[str] = open(self.path, "w", encoding="utf-8")
+        self._file.write(json.dumps({TRACE_HEADER_KEY: TRACE_VERSION, **header}) + "\n")
+
+    def write(self, statement: Statement, **extra: Any) -> None:
+        """Append ``statement`` with any ``extra`` keys (such as ``measured``)."""
+        record: dict[str, Any] = {"sql": statement.sql}
+        if statement.params is not None:
+            record["params"] = encode_params(statement.params)
+        for key in ("context", "caller", "ts"):
+            value = getattr(statement, key)
+            if value is not None:
+                record[key] = value
+        if statement.logged_ns is not None:
+            record["elapsed_ns"] = statement.logged_ns
+        record.update(extra)
+        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def close(self) -> None:
+        """Flush and close the file."""
+        self._file.close()
+
+    def __enter__(self) -> TraceWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

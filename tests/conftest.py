@@ -1,0 +1,46 @@
+"""Fixtures: small real SQLite databases built under tmp_path."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import apsw
+import pytest
+
+ROWS = 2000
+
+
+def file_digest(path: Path) -> str:
+    """Return the SHA-256 of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def items_db(tmp_path: Path) -> Path:
+    """A database with ``items`` (ROWS rows, an index on ``sku`` only)."""
+    path = tmp_path / "items.db"
+    db = apsw.Connection(str(path))
+    db.execute(
+        """
+        CREATE TABLE items (id INTEGER PRIMARY KEY, sku TEXT, category INTEGER, price REAL);
+        CREATE INDEX items_sku ON items(sku);
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+        INSERT INTO items SELECT i, 'sku-' || i, i % 20, i * 0.5 FROM n;
+        """,
+        (ROWS,),
+    )
+    db.close()
+    return path
+
+
+@pytest.fixture
+def write_file(tmp_path: Path):
+    """Write text to a file under tmp_path and return its path."""
+
+    def write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write

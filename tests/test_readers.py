@@ -1,0 +1,127 @@
+"""Workload readers: SQL scripts split as SQLite splits them, qprof traces, sniffing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qprof.errors import WorkloadError
+from qprof.readers import ReadProblems, detect_format, read_workload
+
+
+def statements(path, fmt=None, strict=False):
+    problems = ReadProblems(strict=strict)
+    return list(read_workload(path, fmt, problems)), problems
+
+
+def test_splits_sql_at_semicolons_outside_strings_comments_and_names(write_file):
+    path = write_file(
+        "w.sql",
+        "-- a comment; with a semicolon\n"
+        "SELECT 'a;b' FROM t; SELECT \"odd;name\" FROM t;\n"
+        "/* block; comment */ SELECT [x;y] FROM t;\n",
+    )
+    found, problems = statements(path)
+    assert [s.sql for s in found] == [
+        "SELECT 'a;b' FROM t;",
+        'SELECT "odd;name" FROM t;',
+        "SELECT [x;y] FROM t;",
+    ]
+    assert [s.line for s in found] == [2, 2, 3]
+    assert problems.count == 0
+
+
+def test_keeps_trigger_body_in_one_statement(write_file):
+    path = write_file(
+        "w.sql",
+        "CREATE TABLE t(a);\n"
+        "CREATE TRIGGER tr AFTER INSERT ON t BEGIN\n"
+        "  UPDATE t SET a = a + 1;\n"
+        "  DELETE FROM t WHERE a = 'x;';\n"
+        "END;\n"
+        "INSERT INTO t VALUES (1);\n",
+    )
+    found, _ = statements(path)
+    assert len(found) == 3
+    assert found[1].sql.startswith("CREATE TRIGGER tr") and found[1].sql.endswith(
+        "END;"
+    )
+    assert (found[1].line, found[2].line) == (2, 6)
+
+
+def test_yields_last_statement_without_semicolon_and_drops_trailing_comment(write_file):
+    path = write_file("w.sql", "SELECT 1;\n\nSELECT 2\n")
+    found, _ = statements(path)
+    assert [(s.sql, s.line) for s in found] == [("SELECT 1;", 1), ("SELECT 2", 3)]
+    only_comment = write_file("c.sql", "SELECT 1;\n-- the end\n")
+    assert [s.sql for s in statements(only_comment)[0]] == ["SELECT 1;"]
+
+
+def test_reports_and_skips_shell_dot_commands(write_file):
+    path = write_file("w.sql", "SELECT 1;\n.tables\nSELECT 2;\n")
+    found, problems = statements(path)
+    assert [s.sql for s in found] == ["SELECT 1;", "SELECT 2;"]
+    assert problems.count == 1
+    assert (problems.problems[0].line, problems.problems[0].found) == (2, '".tables"')
+
+
+def test_reads_trace_with_positional_named_and_blob_params(write_file):
+    lines = [
+        {"qprof_trace": 1},
+        {"sql": "SELECT * FROM t WHERE id = ?", "params": [7], "context": "GET /t/7"},
+        {"sql": "SELECT * FROM t WHERE name = :name", "params": {"name": "O'Brien"}},
+        {
+            "sql": "INSERT INTO b VALUES (?)",
+            "params": [{"$blob": "00ff"}],
+            "elapsed_ns": 1500,
+        },
+        {"sql": "SELECT 1"},
+    ]
+    path = write_file("t.jsonl", "\n".join(json.dumps(line) for line in lines) + "\n")
+    assert detect_format(path) == "qprof"
+    found, problems = statements(path)
+    assert [s.params for s in found] == [
+        (7,),
+        {"name": "O'Brien"},
+        (b"\x00\xff",),
+        None,
+    ]
+    assert found[0].context == "GET /t/7"
+    assert found[2].logged_ns == 1500
+    assert [s.line for s in found] == [2, 3, 4, 5]
+    assert problems.count == 0
+
+
+def test_skips_bad_trace_lines_with_their_line_numbers(write_file):
+    text = (
+        '{"sql": "SELECT 1"}\n'
+        "SELECT oops\n"
+        '{"sql": 5}\n'
+        '{"sql": "SELECT 2", "params": 3}\n'
+        '{"sql": "SELECT 3"}\n'
+        '{"sql": "SELECT 4", "par'  # cut off mid-write
+    )
+    path = write_file("t.jsonl", text)
+    found, problems = statements(path, "qprof")
+    assert [s.sql for s in found] == ["SELECT 1", "SELECT 3"]
+    assert [p.line for p in problems.problems] == [2, 3, 4, 6]
+    assert problems.problems[0].path == str(path)
+
+
+def test_strict_raises_the_first_bad_line(write_file):
+    path = write_file("t.jsonl", '{"sql": "SELECT 1"}\nnot json\n{"sql": "SELECT 2"}\n')
+    with pytest.raises(WorkloadError) as raised:
+        statements(path, "qprof", strict=True)
+    assert (raised.value.line, raised.value.found) == (2, '"not json"')
+
+
+def test_sniffs_sql_for_plain_scripts(write_file):
+    assert detect_format(write_file("a.log", "-- hi\nSELECT 1;\n")) == "sql"
+    assert detect_format(write_file("b.log", '{"sql": "SELECT 1"}\n')) == "qprof"
+
+
+def test_missing_workload_is_a_workload_error(tmp_path):
+    with pytest.raises(WorkloadError) as raised:
+        read_workload(tmp_path / "nope.sql")
+    assert raised.value.found == "no such file"
