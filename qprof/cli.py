@@ -20,10 +20,12 @@ from typing import Any, TypeVar
 import click
 
 from qprof import __version__
+from qprof.analyze import Analysis, Thresholds, analyze_profile
 from qprof.errors import QprofError
-from qprof.profile import Measurement
+from qprof.load import profile_trace
+from qprof.profile import Measurement, WorkloadProfile
 from qprof.readers import ReadProgress, format_names
-from qprof.replay import replay_workload
+from qprof.replay import check_inputs, replay_workload
 from qprof.report import profile_document, render_text
 from qprof.trace import TraceWriter
 
@@ -69,6 +71,10 @@ def main(verbose: int) -> None:
     logging.basicConfig(
         level=level, format="%(message)s", stream=sys.stderr, force=True
     )
+    # sqlglot warns about syntax it falls back on; qprof counts unparsed statements itself.
+    logging.getLogger("sqlglot").setLevel(
+        logging.ERROR if verbose < 2 else logging.DEBUG
+    )
     signal.signal(signal.SIGTERM, _interrupt)
 
 
@@ -102,8 +108,55 @@ def workload_options(command: F) -> F:
     return command
 
 
+def analysis_options(command: F) -> F:
+    """Add the analyzer's thresholds, shared by every command that analyses."""
+    defaults = Thresholds()
+    decorators = [
+        click.option(
+            "--scan-min-rows",
+            type=click.IntRange(0),
+            default=defaults.scan_min_rows,
+            show_default=True,
+            help="Full scans of tables with fewer rows are not findings.",
+        ),
+        click.option(
+            "--n-plus-one-min",
+            type=click.IntRange(2),
+            default=defaults.n_plus_one_min,
+            show_default=True,
+            help="Repeats of one statement in one context that make an N+1 loop.",
+        ),
+        click.option(
+            "--offset-min",
+            type=click.IntRange(1),
+            default=defaults.offset_min,
+            show_default=True,
+            help="OFFSET values from this size on are deep pagination.",
+        ),
+        click.option(
+            "--json", "as_json", is_flag=True, help="Print one JSON document on stdout."
+        ),
+        click.option(
+            "--top",
+            type=click.IntRange(1),
+            default=10,
+            show_default=True,
+            help="Fingerprints and findings to list.",
+        ),
+        click.option(
+            "--progress/--no-progress",
+            default=None,
+            help="Show a progress bar on stderr [default: when stderr is a terminal].",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
 @main.command()
 @workload_options
+@analysis_options
 @click.option(
     "--repeat",
     type=click.IntRange(1, 1000),
@@ -112,24 +165,12 @@ def workload_options(command: F) -> F:
     help="Run each read statement N times and keep the median time.",
 )
 @click.option(
-    "--json", "as_json", is_flag=True, help="Print one JSON document on stdout."
-)
-@click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write every measured statement to this qprof trace (JSON Lines).",
 )
 @click.option(
-    "--top",
-    type=click.IntRange(1),
-    default=10,
-    show_default=True,
-    help="Fingerprints to list.",
-)
-@click.option(
-    "--progress/--no-progress",
-    default=None,
-    help="Show a progress bar on stderr [default: when stderr is a terminal].",
+    "--no-analyze", is_flag=True, help="Only measure: skip the analyzer's findings."
 )
 def replay(
     workload: Path,
@@ -139,15 +180,20 @@ def replay(
     repeat: int,
     as_json: bool,
     out: Path | None,
+    no_analyze: bool,
     top: int,
     progress: bool | None,
+    scan_min_rows: int,
+    n_plus_one_min: int,
+    offset_min: int,
 ) -> None:
-    """Replay a logged workload against a database and report what it cost.
+    """Replay a logged workload against a database and report what it cost and why.
 
     Every statement runs and is measured (wall time, VM steps, full-scan steps,
     sorts, automatic indexes, rows). A workload that only reads runs on the
     database opened read-only; one that writes runs on a temporary snapshot
-    copy, removed afterwards.
+    copy, removed afterwards. Then the analyzer lists what is wrong (N+1 loops,
+    full scans, unindexed filters, sorts, ...), costliest first.
 
     Example:
 
@@ -155,7 +201,8 @@ def replay(
         qprof replay sample_workloads/chinook/workload.sql \\
             --db sample_workloads/chinook/chinook.db
     """
-    if out is not None and out.resolve() in (workload.resolve(), database.resolve()):
+    check_inputs(workload, database)
+    if out is not None and any(_same_file(out, path) for path in (workload, database)):
         raise click.BadParameter(
             "must not be the workload or the database", param_hint="--out"
         )
@@ -180,11 +227,69 @@ def replay(
             progress=read_progress,
             on_measurement=on_measurement,
         )
+    thresholds = Thresholds(scan_min_rows, n_plus_one_min, offset_min)
+    analysis = None if no_analyze else analyze_profile(profile, database, thresholds)
+    _print_result(profile, analysis, as_json, top)
+
+
+@main.command()
+@click.argument("trace", type=click.Path(path_type=Path))
+@click.option(
+    "--db",
+    "database",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The SQLite database the trace ran against (never written).",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Stop at the first line no reader understands (exit 2) instead of skipping it.",
+)
+@analysis_options
+def analyze(
+    trace: Path,
+    database: Path,
+    strict: bool,
+    as_json: bool,
+    top: int,
+    progress: bool | None,
+    scan_min_rows: int,
+    n_plus_one_min: int,
+    offset_min: int,
+) -> None:
+    """Analyze a saved trace: list what is wrong with its statements, costliest first.
+
+    A trace written by `qprof replay --out` is read with its measurements, nothing
+    is run again; any other workload (a log, a trace without measurements) is
+    replayed first, as `qprof replay` does.
+
+    Example:
+
+    \b
+        qprof replay sample_workloads/chinook/workload.sql \\
+            --db sample_workloads/chinook/chinook.db --out measured.jsonl
+        qprof analyze measured.jsonl --db sample_workloads/chinook/chinook.db
+    """
+    check_inputs(trace, database)
+    show_progress = sys.stderr.isatty() if progress is None else progress
+    read_progress = ReadProgress()
+    with _progress_bar(show_progress, read_progress, "Reading"):
+        profile = profile_trace(trace, database, strict=strict, progress=read_progress)
+    thresholds = Thresholds(scan_min_rows, n_plus_one_min, offset_min)
+    analysis = analyze_profile(profile, database, thresholds)
+    _print_result(profile, analysis, as_json, top)
+
+
+def _print_result(
+    profile: WorkloadProfile, analysis: Analysis | None, as_json: bool, top: int
+) -> None:
     if as_json:
-        click.echo(json.dumps(profile_document(profile), indent=2))
-    else:
-        width = shutil.get_terminal_size((100, 24)).columns
-        click.echo(render_text(profile, top=top, width=max(60, width)), nl=False)
+        document = profile_document(profile, analysis)
+        click.echo(json.dumps(document, indent=2, allow_nan=False))
+        return
+    width = max(40, shutil.get_terminal_size((100, 24)).columns)
+    click.echo(render_text(profile, top=top, width=width, analysis=analysis), nl=False)
 
 
 @contextmanager
@@ -194,17 +299,12 @@ def _trace_writer(
     if out is None:
         yield None
         return
-    try:
-        writer = TraceWriter(
-            out,
-            created_by="qprof replay",
-            workload=str(workload),
-            database=str(database),
-        )
-    except OSError as error:
-        raise click.BadParameter(
-            f"cannot write {out}: {error.strerror}", param_hint="--out"
-        ) from error
+    writer = TraceWriter(
+        out,
+        created_by="qprof replay",
+        workload=str(workload),
+        database=str(database),
+    )
     with writer:
 
         def write(measurement: Measurement) -> None:
@@ -227,13 +327,13 @@ def _trace_writer(
 
 
 @contextmanager
-def _progress_bar(show: bool, progress: ReadProgress) -> Iterator[Callable[[], None]]:
+def _progress_bar(
+    show: bool, progress: ReadProgress, label: str = "Replaying"
+) -> Iterator[Callable[[], None]]:
     if not show:
         yield lambda: None
         return
-    with click.progressbar(
-        length=1, label="Replaying", file=sys.stderr, width=30
-    ) as bar:
+    with click.progressbar(length=1, label=label, file=sys.stderr, width=30) as bar:
         count = 0
         shown = 0
 
@@ -249,6 +349,16 @@ def _progress_bar(show: bool, progress: ReadProgress) -> Iterator[Callable[[], N
         yield tick
         bar.length = max(progress.total_bytes, 1)
         bar.update(progress.bytes_read - shown)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Return True when ``a`` and ``b`` are one file (a link, a hard link, the same path)."""
+    try:
+        return a.resolve() == b.resolve() or (
+            a.exists() and b.exists() and a.samefile(b)
+        )
+    except OSError:
+        return False
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -52,6 +52,18 @@ class DatabaseError(QprofError):
         super().__init__(f"{self.path}: {reason}")
 
 
+class OutputError(QprofError):
+    """A file qprof was asked to write that cannot be written.
+
+    Fields: ``path`` and ``reason``.
+    """
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot write {self.path}: {reason}")
+
+
 def excerpt(text: str, width: int = 40) -> str:
     """Return ``text`` quoted and cut to ``width`` characters, for error messages.
 

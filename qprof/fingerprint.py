@@ -33,8 +33,8 @@ _TOKEN = re.compile(
     (?P<space>\s+)
   | (?P<comment>--[^\n]*|/\*.*?(?:\*/|\Z))
   | (?P<blob>[xX]'[0-9A-Fa-f]*')
-  | (?P<string>'(?:[^']|'')*'?)
-  | (?P<quoted>"(?:[^"]|"")*"?|`(?:[^`]|``)*`?|\[[^\]]*\]?)
+  | (?P<string>'[^']*(?:''[^']*)*'?)
+  | (?P<quoted>"[^"]*(?:""[^"]*)*"?|`[^`]*(?:``[^`]*)*`?|\[[^\]]*\]?)
   | (?P<number>0[xX][0-9A-Fa-f_]+|(?:\d[\d_]*(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)
   | (?P<param>\?\d*|[:@$][A-Za-z0-9_]+(?:::[A-Za-z0-9_]+)*(?:\([^)]*\))?)
   | (?P<word>[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_$\x80-\U0010ffff]*)
@@ -128,7 +128,10 @@ def _normal_word(token: str, before: list[str]) -> str:
 
 
 def _normal_quoted(token: str) -> str:
+    quote = token[0]
     inner = token[1:-1]
+    if quote in '"`':
+        inner = inner.replace(quote * 2, quote)
     if _PLAIN_NAME.match(inner) and inner.upper() not in _KEYWORDS:
         return inner.lower()
     return '"' + inner.replace('"', '""').lower() + '"'
@@ -248,3 +251,84 @@ def _join(tokens: list[str]) -> str:
 
 def _is_name(token: str) -> bool:
     return bool(token) and (token[0].isalpha() or token[0] in '_"')
+
+
+def literal_values(sql: str) -> list[str | int | float]:
+    """Return the literal values written inline in ``sql``, in order.
+
+    >>> literal_values("SELECT * FROM t WHERE a = 'it''s' AND b IN (1, 2.5) LIMIT -3")
+    ["it's", 1, 2.5, -3]
+    """
+    values: list[str | int | float] = []
+    negative = False
+    previous = ""
+    for match in _TOKEN.finditer(sql):
+        kind, token = match.lastgroup, match.group()
+        if kind in ("space", "comment"):
+            continue
+        if kind == "string":
+            values.append(token[1:-1].replace("''", "'"))
+        elif kind == "number":
+            number = _number(token)
+            values.append(-number if negative else number)
+        negative = token == "-" and (
+            previous in ("", "(", ",", "=") or previous.isalpha()
+        )
+        previous = token.upper() if kind == "word" else token
+    return values
+
+
+def offset_value(sql: str, params: tuple | dict | None) -> int | None:
+    """Return the OFFSET of ``sql`` with ``params`` bound, when it has one.
+
+    Both ``LIMIT n OFFSET m`` and ``LIMIT m, n`` are understood.
+
+    >>> offset_value("SELECT * FROM t LIMIT ? OFFSET ?", (20, 4000))
+    4000
+    >>> offset_value("SELECT * FROM t LIMIT 300, 10", None)
+    300
+    """
+    tokens = [
+        (m.lastgroup, m.group())
+        for m in _TOKEN.finditer(sql)
+        if m.lastgroup not in ("space", "comment")
+    ]
+    positional = 0
+    values: list[tuple[str, str, int]] = []
+    for kind, token in tokens:
+        values.append((kind or "", token, positional))
+        if kind == "param" and token == "?":
+            positional += 1
+    for i, (_kind, token, _) in enumerate(values):
+        upper = token.upper()
+        if upper == "OFFSET" and i + 1 < len(values):
+            return _bound(values[i + 1], params)
+        if upper == "LIMIT" and i + 2 < len(values) and values[i + 2][1] == ",":
+            return _bound(values[i + 1], params)
+    return None
+
+
+def _bound(value: tuple[str, str, int], params: tuple | dict | None) -> int | None:
+    kind, token, position = value
+    try:
+        if kind == "number":
+            return int(_number(token))
+        if kind != "param" or params is None:
+            return None
+        if isinstance(params, dict):
+            return int(params.get(token[1:], params.get(token)))  # type: ignore[arg-type]
+        if token == "?":
+            return int(params[position])
+        return int(params[int(token[1:]) - 1])
+    except (TypeError, ValueError, IndexError, KeyError):
+        return None
+
+
+def _number(token: str) -> int | float:
+    text = token.replace("_", "")
+    if text.lower().startswith("0x"):
+        return int(text, 16)
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 import numpy
 
 from qprof.fingerprint import Fingerprint
+from qprof.loops import ContextLoop, LoopTracker
 from qprof.plan import Plan
+from qprof.schema import Schema
 from qprof.trace import Params, Statement
 
 
@@ -61,6 +63,22 @@ class PlanVariant:
     """Its bound values."""
     location: str
     """Its ``file:line``."""
+
+
+@dataclass(slots=True)
+class StatementSample:
+    """One statement kept as an example of its fingerprint."""
+
+    sql: str
+    """Its SQL."""
+    params: Params
+    """Its bound values."""
+    location: str
+    """Its ``file:line``."""
+    elapsed_ns: int
+    """Its measured wall time."""
+    vm_step: int
+    """Its VM steps."""
 
 
 @dataclass(slots=True)
@@ -119,6 +137,12 @@ class FingerprintProfile:
     """The distinct plans seen, the first one first."""
     times_ns: array = field(default_factory=lambda: array("q"))
     """Every statement's wall time, in execution order."""
+    samples: list[StatementSample] = field(default_factory=list)
+    """The first statements, then the costliest ones (see ``SAMPLES_FIRST``)."""
+    callers: dict[str, int] = field(default_factory=dict)
+    """Application ``file:line`` callers and how often each sent it."""
+    sample_floor_ns: int = 0
+    """The cheapest of the costliest samples: a statement must beat it to be kept."""
 
     @property
     def plan(self) -> Plan:
@@ -179,6 +203,12 @@ class WorkloadProfile:
     """The first skipped lines' messages."""
     fingerprints: dict[str, FingerprintProfile] = field(default_factory=dict)
     """Per fingerprint id."""
+    loops: list[ContextLoop] = field(default_factory=list)
+    """Fingerprints that repeated within one context (see ``qprof.loops``)."""
+    loop_overflow: dict[str, list[int]] = field(default_factory=dict)
+    """Repeats past the kept examples, per fingerprint: [contexts, statements, ns]."""
+    schema: Schema | None = None
+    """The database's schema as the replay left it."""
     elapsed_s: float = 0.0
     """Wall time of the whole replay, reading included."""
 
@@ -193,12 +223,32 @@ class WorkloadProfile:
         return profile.total_ns / self.total_ns if self.total_ns else 0.0
 
 
-class ProfileBuilder:
-    """Fold measurements into a ``WorkloadProfile``, one at a time."""
+SAMPLES_FIRST = 8
+SAMPLES_COSTLIEST = 4
+CALLERS_KEPT = 20
 
-    def __init__(self, profile: WorkloadProfile, errors_kept: int = 200) -> None:
+
+class ProfileBuilder:
+    """Fold measurements into a ``WorkloadProfile``, one at a time.
+
+    Call ``finish`` after the last one.
+    """
+
+    def __init__(
+        self,
+        profile: WorkloadProfile,
+        errors_kept: int = 200,
+        context_window: int = 2000,
+    ) -> None:
         self.profile = profile
         self._errors_kept = errors_kept
+        self._loops = LoopTracker(window=context_window)
+
+    def finish(self) -> WorkloadProfile:
+        """Close the open contexts and return the profile."""
+        self.profile.loops = self._loops.finish()
+        self.profile.loop_overflow = self._loops.overflow
+        return self.profile
 
     def add(self, measurement: Measurement) -> None:
         """Add one measured statement."""
@@ -220,6 +270,17 @@ class ProfileBuilder:
             fp.contexts.add(statement.context)
         if measurement.plan is not None:
             self._add_plan(fp, measurement)
+        if statement.caller is not None:
+            callers = fp.callers
+            if statement.caller in callers or len(callers) < CALLERS_KEPT:
+                callers[statement.caller] = callers.get(statement.caller, 0) + 1
+        self._add_sample(fp, measurement)
+        self._loops.add(
+            self.profile.statements,
+            statement,
+            fp.fingerprint.id,
+            measurement.elapsed_ns,
+        )
 
         workload = self.profile
         workload.statements += 1
@@ -252,6 +313,31 @@ class ProfileBuilder:
             )
             self.profile.fingerprints[key] = found
         return found
+
+    def _add_sample(self, fp: FingerprintProfile, measurement: Measurement) -> None:
+        samples = fp.samples
+        full = SAMPLES_FIRST + SAMPLES_COSTLIEST
+        if len(samples) >= full and measurement.elapsed_ns <= fp.sample_floor_ns:
+            return
+        if len(samples) >= SAMPLES_FIRST:
+            costly = samples[SAMPLES_FIRST:]
+            if len(costly) >= SAMPLES_COSTLIEST:
+                cheapest = min(range(len(costly)), key=lambda i: costly[i].elapsed_ns)
+                if costly[cheapest].elapsed_ns >= measurement.elapsed_ns:
+                    return
+                del samples[SAMPLES_FIRST + cheapest]
+        statement = measurement.statement
+        samples.append(
+            StatementSample(
+                statement.sql,
+                statement.params,
+                statement.location,
+                measurement.elapsed_ns,
+                measurement.vm_step,
+            )
+        )
+        if len(samples) >= full:
+            fp.sample_floor_ns = min(s.elapsed_ns for s in samples[SAMPLES_FIRST:])
 
     def _add_plan(self, fp: FingerprintProfile, measurement: Measurement) -> None:
         plan = measurement.plan

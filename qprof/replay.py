@@ -32,6 +32,7 @@ from qprof.fingerprint import fingerprint_sql
 from qprof.plan import explain_plan, is_readonly
 from qprof.profile import Measurement, ProfileBuilder, WorkloadProfile
 from qprof.readers import ReadProblems, ReadProgress, detect_format, read_workload
+from qprof.schema import read_schema
 from qprof.trace import Statement
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,18 @@ perf_counter_ns = time.perf_counter_ns
 # cost that does not grow with the log.
 PLAN_LAST_SAMPLE = 128
 STATEMENT_CACHE_SIZE = 1024
+PROGRESS_STEPS = 200_000
+"""VM steps between chances for a signal to interrupt a long statement."""
+# What running one statement can raise, besides SQLite's own errors: apsw's
+# binding checks (a missing named parameter, an integer out of range, a NUL).
+STATEMENT_ERRORS = (
+    apsw.Error,
+    ValueError,
+    TypeError,
+    KeyError,
+    OverflowError,
+    IndexError,
+)
 
 
 def replay_workload(
@@ -97,6 +110,8 @@ def replay_statements(
         builder.add(measurement)
         if on_measurement is not None:
             on_measurement(measurement)
+    builder.finish()
+    profile.schema = read_schema(replayer.connection)
 
 
 class Replayer:
@@ -119,18 +134,20 @@ class Replayer:
         self._connection.trace_v2(
             apsw.SQLITE_TRACE_PROFILE, self._profile_events.append
         )
-        self._shapes: dict[str, list[int]] = {}
-        self._unprepared: dict[str, list[int]] = {}
+        self._connection.set_progress_handler(_let_signals_in, PROGRESS_STEPS)
+        self._shapes: dict[str, _Shape] = {}
+        self._unprepared: dict[str, _Shape] = {}
+        self._settings: list[Statement] = []
 
     def measure(self, statement: Statement) -> Measurement:
         """Run ``statement`` and return what it cost; a failure is recorded, not raised."""
         fingerprint = fingerprint_sql(statement.sql)
         shape = self._shapes.get(fingerprint.id)
         if shape is None:
-            shape = self._new_shape(fingerprint.id, statement.sql)
-        shape[1] += 1
-        seen = shape[1]
-        readonly = shape[0] == 1
+            shape = self._new_shape(fingerprint.id, fingerprint.text, statement.sql)
+        shape.seen += 1
+        seen = shape.seen
+        readonly = shape.readonly
         if not readonly and self.mode == "read-only":
             self._switch_to_snapshot()
         plan = None
@@ -148,8 +165,8 @@ class Replayer:
         try:
             for _ in self._cursor.execute(statement.sql, statement.params):
                 rows += 1
-        except apsw.Error as failure:
-            error = f"{type(failure).__name__}: {failure}"
+        except STATEMENT_ERRORS as failure:
+            error = _describe(failure)
         elapsed = perf_counter_ns() - started
 
         measurement = Measurement(
@@ -168,12 +185,17 @@ class Replayer:
             measurement.fullscan_step = status["SQLITE_STMTSTATUS_FULLSCAN_STEP"]
             measurement.sort = status["SQLITE_STMTSTATUS_SORT"]
             measurement.autoindex = status["SQLITE_STMTSTATUS_AUTOINDEX"]
-        if readonly and self.repeat > 1 and error is None:
-            times = [elapsed] + [
-                self._time_again(statement) for _ in range(self.repeat - 1)
-            ]
-            measurement.elapsed_ns = int(statistics.median(times))
+        if error is None:
+            if shape.repeatable and self.repeat > 1:
+                measurement.elapsed_ns = self._median_time(statement, elapsed)
+            elif shape.setting and self.mode == "read-only":
+                self._settings.append(statement)
         return measurement
+
+    @property
+    def connection(self) -> apsw.Connection:
+        """Return the connection statements run on (the original or the snapshot)."""
+        return self._connection
 
     def close(self) -> None:
         """Close the connection and delete the snapshot, if one was made."""
@@ -190,34 +212,44 @@ class Replayer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _time_again(self, statement: Statement) -> int:
-        started = perf_counter_ns()
-        for _ in self._cursor.execute(statement.sql, statement.params):
-            pass
-        return perf_counter_ns() - started
+    def _median_time(self, statement: Statement, first_ns: int) -> int:
+        """Run a read statement ``repeat - 1`` more times; return the median time."""
+        times = [first_ns]
+        for _ in range(self.repeat - 1):
+            started = perf_counter_ns()
+            try:
+                for _ in self._cursor.execute(statement.sql, statement.params):
+                    pass
+            except STATEMENT_ERRORS:
+                break
+            times.append(perf_counter_ns() - started)
+        return int(statistics.median(times))
 
-    def _new_shape(self, key: str, sql: str) -> list[int]:
-        """Return ``[readonly, seen]`` for a new fingerprint, remembered when known."""
+    def _new_shape(self, key: str, text: str, sql: str) -> _Shape:
+        """Classify a new fingerprint; remembered once its statement prepares."""
+        repeatable = text.startswith(("SELECT", "WITH", "VALUES"))
+        setting = text.startswith("PRAGMA")
         try:
             readonly = is_readonly(self._connection, sql)
-        except apsw.Error:
-            # It does not prepare (yet): judge by its first word, ask again next
-            # time, and let the execution record the error.
-            readonly = (
-                sql.lstrip()[:7].upper().startswith(("SELECT", "VALUES", "EXPLAIN"))
+        except STATEMENT_ERRORS:
+            # It does not prepare here, so it fails the same way on a snapshot
+            # (the state is the same): no reason to copy. Ask again next time.
+            shape = self._unprepared.setdefault(
+                key, _Shape(True, 0, repeatable, setting)
             )
-            shape = self._unprepared.setdefault(key, [0, 0])
-            shape[0] = int(readonly)
             return shape
-        shape = self._unprepared.pop(key, [0, 0])
-        shape[0] = int(readonly)
+        shape = self._unprepared.pop(key, None) or _Shape(  # type: ignore[arg-type]
+            readonly, 0, repeatable, setting
+        )
+        shape.readonly = readonly
+        shape.repeatable = repeatable and readonly
         self._shapes[key] = shape
         return shape
 
     def _plan(self, statement: Statement) -> tuple | None:
         try:
             return explain_plan(self._connection, statement.sql, statement.params)
-        except apsw.Error:
+        except STATEMENT_ERRORS:
             return None
 
     def _switch_to_snapshot(self) -> None:
@@ -226,20 +258,87 @@ class Replayer:
         path = self.snapshot_dir / self.database.name
         log.info("the workload writes: replaying on a snapshot copy %s", path)
         source = self._connection
-        copy = apsw.Connection(str(path), statementcachesize=STATEMENT_CACHE_SIZE)
-        with copy.backup("main", source, "main") as backup:
-            while not backup.done:
-                backup.step(4096)
+        try:
+            copy = apsw.Connection(str(path), statementcachesize=STATEMENT_CACHE_SIZE)
+            with copy.backup("main", source, "main") as backup:
+                while not backup.done:
+                    backup.step(4096)
+        except apsw.Error as error:
+            raise DatabaseError(
+                self.database,
+                f"cannot be copied to a snapshot in {self.snapshot_dir.parent} "
+                f"({_describe(error)}); set TMPDIR to a folder with room for a copy",
+            ) from None
         in_transaction = source.in_transaction
         source.close()
         self._connection = copy
         self._cursor = copy.cursor()
         copy.trace_v2(apsw.SQLITE_TRACE_PROFILE, self._profile_events.append)
+        copy.set_progress_handler(_let_signals_in, PROGRESS_STEPS)
+        # No file but the snapshot may be written: ATTACH (and VACUUM INTO, which
+        # attaches its target) could reach the user's database or any other.
+        copy.limit(apsw.SQLITE_LIMIT_ATTACHED, 0)
+        # Settings made on the read-only connection (PRAGMA foreign_keys = ON,
+        # say) belong to the connection: make them again on the copy.
+        for setting in self._settings:
+            try:
+                copy.execute(setting.sql, setting.params).fetchall()
+            except STATEMENT_ERRORS:
+                pass
         if in_transaction:
             # A BEGIN replayed before the first write opened a transaction on
             # the read-only connection; the workload's COMMIT expects it here.
             copy.execute("BEGIN")
         self.mode = "snapshot"
+
+
+class _Shape:
+    """What replay knows of one fingerprint."""
+
+    __slots__ = ("readonly", "seen", "repeatable", "setting")
+
+    def __init__(
+        self, readonly: bool, seen: int, repeatable: bool, setting: bool
+    ) -> None:
+        self.readonly = readonly
+        self.seen = seen
+        self.repeatable = repeatable
+        self.setting = setting
+
+
+def _let_signals_in() -> bool:
+    """Progress handler: running Python here lets Ctrl-C and SIGTERM stop a long statement.
+
+    Python runs signal handlers only between bytecodes; without this call a
+    statement that steps for a minute would hold a Ctrl-C for that minute.
+    Returning False lets the statement go on.
+    """
+    return False
+
+
+def _is_wal(path: Path) -> bool:
+    """Return True when the database header says WAL (file format bytes 18-19 are 2)."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(20)
+    except OSError:
+        return False
+    return len(header) == 20 and header[18] == 2
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def check_inputs(workload: str | Path, database: str | Path) -> str:
+    """Check that the workload can be read and the database opened; return the format.
+
+    Raises ``WorkloadError`` or ``DatabaseError`` as ``replay_workload`` would,
+    before anything is written (an ``--out`` file, say).
+    """
+    name = detect_format(Path(workload))
+    open_readonly(Path(database)).close()
+    return name
 
 
 def open_readonly(path: Path) -> apsw.Connection:
@@ -263,5 +362,11 @@ def open_readonly(path: Path) -> apsw.Connection:
             path, "not a SQLite database (is it encrypted, or another file?)"
         ) from None
     except apsw.Error as error:
-        raise DatabaseError(path, f"cannot be opened read-only: {error}") from None
+        reason = f"cannot be opened read-only: {error}"
+        if "readonly" in str(error) and _is_wal(path):
+            reason = (
+                "is in WAL mode and SQLite cannot create its -shm file beside it to read it "
+                "(the folder is not writable); copy the database to a writable folder"
+            )
+        raise DatabaseError(path, reason) from None
     return connection

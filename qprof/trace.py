@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from qprof.errors import OutputError
+
 TRACE_HEADER_KEY = "qprof_trace"
 TRACE_VERSION = 1
 
@@ -106,8 +108,11 @@ class TraceWriter:
 
     def __init__(self, path: str | Path, **header: Any) -> None:
         self.path = Path(path)
-        self._file: IO[str] = open(self.path, "w", encoding="utf-8")
-        self._file.write(json.dumps({TRACE_HEADER_KEY: TRACE_VERSION, **header}) + "\n")
+        try:
+            self._file: IO[str] = open(self.path, "w", encoding="utf-8")
+        except OSError as error:
+            raise OutputError(self.path, error.strerror or str(error)) from None
+        self._write(json.dumps({TRACE_HEADER_KEY: TRACE_VERSION, **header}) + "\n")
 
     def write(self, statement: Statement, **extra: Any) -> None:
         """Append ``statement`` with any ``extra`` keys (such as ``measured``)."""
@@ -121,11 +126,20 @@ class TraceWriter:
         if statement.logged_ns is not None:
             record["elapsed_ns"] = statement.logged_ns
         record.update(extra)
-        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._write(json.dumps(record, ensure_ascii=False) + "\n")
 
     def close(self) -> None:
         """Flush and close the file."""
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError as error:
+            raise OutputError(self.path, error.strerror or str(error)) from None
+
+    def _write(self, text: str) -> None:
+        try:
+            self._file.write(text)
+        except OSError as error:
+            raise OutputError(self.path, error.strerror or str(error)) from None
 
     def __enter__(self) -> TraceWriter:
         return self

@@ -126,7 +126,7 @@ def test_format_override_and_unknown_format(items_db, write_file):
     workload = write_file("w.txt", "SELECT 1;\n")
     forced = invoke("replay", str(workload), "--db", str(items_db), "--format", "qprof")
     assert forced.exit_code == 0
-    assert "1 skipped lines" in forced.stdout
+    assert "1 skipped line." in forced.stdout
     bad = invoke("replay", str(workload), "--db", str(items_db), "--format", "xml")
     assert bad.exit_code == 2 and "Invalid value for '--format'" in bad.stderr
 
@@ -140,3 +140,115 @@ def test_every_command_has_help_and_is_in_the_readme():
         assert re.search(rf"qprof {name}\b", readme), (
             f"README does not show qprof {name}"
         )
+
+
+FINDING_KEYS = {
+    "kind",
+    "severity",
+    "fingerprint",
+    "fingerprints",
+    "sql",
+    "table",
+    "columns",
+    "message",
+    "advice",
+    "cost_share",
+    "evidence",
+}
+
+
+def test_replay_reports_findings_and_analyze_reads_the_measured_trace(
+    items_db, write_file, tmp_path
+):
+    lines = "".join(f"SELECT * FROM items WHERE category = {i};\n" for i in range(6))
+    workload = write_file("w.sql", lines)
+    out = tmp_path / "measured.jsonl"
+    replayed = invoke(
+        "replay", str(workload), "--db", str(items_db), "--json", "--out", str(out)
+    )
+    doc = json.loads(replayed.stdout)
+    kinds = {f["kind"] for f in doc["findings"]}
+    assert {"full_scan", "unindexed_filter", "n_plus_one"} <= kinds
+    for finding in doc["findings"]:
+        assert FINDING_KEYS <= finding.keys()
+    loop = next(f for f in doc["findings"] if f["kind"] == "n_plus_one")
+    assert (loop["table"], loop["columns"]) == ("items", ["category"])
+    assert loop["evidence"]["statements_in_loops"] == 6
+    assert doc["analysis"] == {
+        "ran": True,
+        "fingerprints": 1,
+        "unparsed": 0,
+        "failed_detectors": {},
+    }
+
+    analyzed = invoke("analyze", str(out), "--db", str(items_db), "--json")
+    assert analyzed.exit_code == 0, analyzed.output
+    again = json.loads(analyzed.stdout)
+    assert again["replay"]["mode"] == "trace"
+    assert again["workload"]["statements"] == 6
+    assert again["fingerprints"][0]["total_ns"] == doc["fingerprints"][0]["total_ns"]
+    assert {f["kind"] for f in again["findings"]} == kinds
+
+    text = invoke("replay", str(workload), "--db", str(items_db))
+    assert "unindexed_filter [high] items(category)" in text.stdout
+    assert "n_plus_one" in text.stdout
+
+
+def test_no_analyze_skips_findings_and_thresholds_are_options(items_db, write_file):
+    lines = "".join(f"SELECT * FROM items WHERE category = {i};\n" for i in range(3))
+    workload = write_file("w.sql", lines)
+    quick = json.loads(
+        invoke(
+            "replay", str(workload), "--db", str(items_db), "--json", "--no-analyze"
+        ).stdout
+    )
+    assert quick["findings"] == [] and quick["analysis"]["ran"] is False
+    loose = invoke(
+        "replay",
+        str(workload),
+        "--db",
+        str(items_db),
+        "--json",
+        "--n-plus-one-min",
+        "3",
+        "--scan-min-rows",
+        "5000",
+    )
+    kinds = [f["kind"] for f in json.loads(loose.stdout)["findings"]]
+    assert "n_plus_one" in kinds and "full_scan" not in kinds
+
+
+def test_out_refuses_a_hard_link_to_the_database(items_db, write_file, tmp_path):
+    link = tmp_path / "link.db"
+    link.hardlink_to(items_db)
+    before = file_digest(items_db)
+    workload = write_file("w.sql", "SELECT 1;\n")
+    result = invoke("replay", str(workload), "--db", str(items_db), "--out", str(link))
+    assert (
+        result.exit_code == 2
+        and "must not be the workload or the database" in result.stderr
+    )
+    assert file_digest(items_db) == before
+
+
+def test_out_is_not_touched_when_the_database_is_wrong(write_file, tmp_path):
+    keep = write_file("precious.jsonl", "keep me\n")
+    workload = write_file("w.sql", "SELECT 1;\n")
+    result = invoke(
+        "replay", str(workload), "--db", str(tmp_path / "typo.db"), "--out", str(keep)
+    )
+    assert result.exit_code == 2
+    assert keep.read_text() == "keep me\n"
+
+
+def test_text_report_fits_a_narrow_terminal(items_db, write_file):
+    from qprof.replay import replay_workload
+    from qprof.report import render_text
+
+    workload = write_file(
+        "w.sql", "SELECT * FROM items WHERE category = 1 ORDER BY price;\n"
+    )
+    profile = replay_workload(workload, items_db)
+    for width in (60, 80):
+        text = render_text(profile, width=width)
+        assert max(len(line) for line in text.splitlines()) <= width

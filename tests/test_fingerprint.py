@@ -82,3 +82,14 @@ def test_id_is_the_short_blake2b_of_the_normalised_text():
         b"SELECT * FROM t WHERE a = ?", digest_size=6
     ).hexdigest()
     assert fp.id == expected and len(fp.id) == 12
+
+
+def test_long_literals_and_lists_fingerprint_without_blowing_up():
+    literal = "SELECT '" + "x" * 2_000_000 + "', 'it''s'"
+    assert normalize_sql(literal) == "SELECT ?, ?"
+    big_in = "SELECT * FROM t WHERE id IN (" + ",".join(map(str, range(100_000))) + ")"
+    assert normalize_sql(big_in) == "SELECT * FROM t WHERE id IN (...)"
+
+
+def test_quoted_names_with_doubled_quotes_keep_one_quote():
+    assert normalize_sql('SELECT "a""b" FROM t') == 'SELECT "a""b" FROM t'

@@ -125,3 +125,47 @@ def test_missing_workload_is_a_workload_error(tmp_path):
     with pytest.raises(WorkloadError) as raised:
         read_workload(tmp_path / "nope.sql")
     assert raised.value.found == "no such file"
+
+
+def test_unterminated_string_is_reported_after_the_complete_statements(write_file):
+    path = write_file("w.sql", "SELECT 1; SELECT 'open; SELECT 2;\nSELECT 3;\n")
+    found, problems = statements(path)
+    assert [s.sql for s in found] == ["SELECT 1;"]
+    assert problems.count == 1 and problems.problems[0].line == 1
+    assert "runs to the end of the file" in problems.problems[0].hint
+
+
+def test_nul_bytes_are_reported_and_skipped(tmp_path):
+    path = tmp_path / "w.sql"
+    path.write_bytes(b"SELECT 1;\n\x00\x01garbage\nSELECT 2;\n")
+    found, problems = statements(path)
+    assert [s.sql for s in found] == ["SELECT 1;", "SELECT 2;"]
+    assert [(p.line, p.found) for p in problems.problems] == [(2, "a NUL byte")]
+
+
+def test_byte_order_marks_are_read_as_text(tmp_path):
+    utf8 = tmp_path / "a.sql"
+    utf8.write_bytes(b"\xef\xbb\xbfSELECT 1;\n")
+    utf16 = tmp_path / "b.sql"
+    utf16.write_bytes("SELECT 2;\n".encode("utf-16"))
+    assert [s.sql for s in statements(utf8)[0]] == ["SELECT 1;"]
+    assert [s.sql for s in statements(utf16)[0]] == ["SELECT 2;"]
+
+
+def test_trace_sniffing_survives_one_bad_first_line(write_file):
+    path = write_file("t.jsonl", 'not json\n{"sql": "SELECT 1"}\n{"sql": "SELECT 2"}\n')
+    assert detect_format(path) == "qprof"
+
+
+def test_nan_is_not_accepted_as_a_parameter(write_file):
+    path = write_file(
+        "t.jsonl", '{"sql": "SELECT ?", "params": [NaN]}\n{"sql": "SELECT 1"}\n'
+    )
+    found, problems = statements(path, "qprof")
+    assert [s.sql for s in found] == ["SELECT 1"] and problems.problems[0].line == 1
+
+
+def test_pipes_and_devices_are_refused_with_a_reason():
+    with pytest.raises(WorkloadError) as raised:
+        read_workload("/dev/null")
+    assert raised.value.found.startswith("not a regular file")

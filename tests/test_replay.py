@@ -207,3 +207,70 @@ def test_missing_and_non_sqlite_databases_are_database_errors(tmp_path, write_fi
         replay_workload(workload, not_db)
     assert wrong.value.reason.startswith("not a SQLite database")
     assert not (tmp_path / "nope.db").exists()
+
+
+def test_repeat_skips_transaction_statements(items_db, write_file):
+    workload = write_file(
+        "w.sql",
+        "BEGIN;\nSELECT count(*) FROM items;\nUPDATE items SET price = 2 WHERE id = 1;\nCOMMIT;\n",
+    )
+    profile = replay_workload(workload, items_db, repeat=3)
+    assert profile.error_count == 0, profile.errors
+    assert profile.statements == 4
+
+
+def test_attach_after_the_first_write_is_refused(items_db, write_file, tmp_path):
+    before = file_digest(items_db)
+    other = tmp_path / "other.db"
+    workload = write_file(
+        "w.sql",
+        "UPDATE items SET price = 0 WHERE id = 1;\n"
+        f"ATTACH '{items_db}' AS orig;\n"
+        f"VACUUM INTO '{other}';\n",
+    )
+    profile = replay_workload(workload, items_db)
+    assert [e.error for e in profile.errors] == [
+        "SQLError: too many attached databases - max 0",
+        "SQLError: too many attached databases - max 0",
+    ]
+    assert file_digest(items_db) == before and not other.exists()
+
+
+def test_settings_made_before_the_first_write_carry_over_to_the_snapshot(tmp_path):
+    path = tmp_path / "fk.db"
+    db = apsw.Connection(str(path))
+    db.execute(
+        "CREATE TABLE p (id INTEGER PRIMARY KEY);"
+        "CREATE TABLE c (id INTEGER PRIMARY KEY, p_id INTEGER REFERENCES p(id));"
+        "INSERT INTO p VALUES (1); INSERT INTO c VALUES (1, 1);"
+    )
+    db.close()
+    workload = tmp_path / "w.sql"
+    workload.write_text("PRAGMA foreign_keys = ON;\nDELETE FROM p WHERE id = 1;\n")
+    profile = replay_workload(workload, path)
+    assert [e.error for e in profile.errors] == [
+        "ConstraintError: FOREIGN KEY constraint failed"
+    ]
+
+
+def test_a_statement_that_does_not_prepare_does_not_make_a_snapshot(
+    items_db, write_file
+):
+    profile = replay_workload(
+        write_file("w.sql", "SELEC 1;\nSELECT * FROM nope;\n"), items_db
+    )
+    assert profile.mode == "read-only" and profile.error_count == 2
+
+
+def test_bad_bindings_are_statement_errors_not_crashes(items_db, write_file):
+    lines = [
+        '{"sql": "SELECT :a", "params": {"b": 1}}',
+        '{"sql": "SELECT ?", "params": [123456789012345678901234567890]}',
+        '{"sql": "SELECT 1"}',
+    ]
+    profile = replay_workload(write_file("t.jsonl", "\n".join(lines) + "\n"), items_db)
+    assert profile.statements == 3
+    assert [e.error.split(":")[0] for e in profile.errors] == [
+        "KeyError",
+        "OverflowError",
+    ]

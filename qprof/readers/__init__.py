@@ -13,11 +13,29 @@ from pathlib import Path
 from types import ModuleType
 
 from qprof.errors import WorkloadError
-from qprof.readers import qprof_trace, sql_script
-from qprof.readers.base import ReadProblems, ReadProgress
+from qprof.readers import (
+    django_log,
+    python_trace,
+    qprof_trace,
+    rails_log,
+    sql_script,
+    sqlalchemy_log,
+    sqlite_shell_trace,
+)
+from qprof.readers.base import ReadProblems, ReadProgress, open_text
 from qprof.trace import Statement
 
-READERS: tuple[ModuleType, ...] = (qprof_trace, sql_script)
+# Each sniff looks for marks only its format writes; ``sql`` accepts almost
+# anything, so it stays last as the fallback.
+READERS: tuple[ModuleType, ...] = (
+    qprof_trace,
+    sqlalchemy_log,
+    django_log,
+    rails_log,
+    sqlite_shell_trace,
+    python_trace,
+    sql_script,
+)
 
 SNIFF_LINES = 20
 
@@ -64,9 +82,15 @@ def read_workload(
 
 
 def _check_file(path: Path) -> None:
-    if not path.is_file():
-        reason = "a directory" if path.is_dir() else "no such file"
-        raise WorkloadError(path, 0, "a workload file", reason)
+    if path.is_file():
+        return
+    if path.is_dir():
+        reason = "a directory"
+    elif path.exists():
+        reason = "not a regular file (pipes and devices are not read: save the log to a file)"
+    else:
+        reason = "no such file"
+    raise WorkloadError(path, 0, "a workload file", reason)
 
 
 def _reader(name: str, path: Path) -> ModuleType:
@@ -80,7 +104,7 @@ def _reader(name: str, path: Path) -> ModuleType:
 
 def _head(path: Path) -> list[str]:
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
+        with open_text(path) as handle:
             return [line for _, line in zip(range(SNIFF_LINES), handle, strict=False)]
     except OSError as error:
         raise WorkloadError(

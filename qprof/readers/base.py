@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from qprof.errors import WorkloadError
 
@@ -56,16 +58,32 @@ class ReadProgress:
     """Characters consumed so far (bytes, for ASCII text)."""
 
 
+def text_encoding(path: Path) -> str:
+    """Return the encoding to read ``path`` with, from its byte-order mark."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    return "utf-8-sig"
+
+
+def open_text(path: Path) -> IO[str]:
+    """Open ``path`` as text in its encoding (see ``text_encoding``), newlines kept."""
+    # Limitation: bytes that are not valid UTF-8 are read as U+FFFD, silently.
+    return open(path, encoding=text_encoding(path), errors="replace", newline="")
+
+
 def numbered_lines(
     path: Path, progress: ReadProgress | None = None
 ) -> Iterator[tuple[int, str]]:
     """Yield ``(line_number, line)`` pairs of a text file, 1-based, newline kept.
 
+    The text is UTF-8 (a byte-order mark is dropped) or UTF-16 with its mark.
     Undecodable bytes are replaced rather than fatal: a log with one stray byte
     is still a log. Raises ``WorkloadError`` when the file cannot be opened.
     """
     try:
-        handle = open(path, encoding="utf-8", errors="replace", newline="")
+        handle = open_text(path)
     except OSError as error:
         raise WorkloadError(
             path, 0, "a readable workload file", error.strerror or str(error)

@@ -21,29 +21,39 @@ DESCRIPTION = "qprof trace, one JSON object per line (from capture or replay --o
 
 
 def sniff(head: list[str]) -> bool:
-    """Return True when the first non-blank line is a JSON object with ``sql``."""
-    for line in head:
-        text = line.strip()
-        if not text:
-            continue
-        if not text.startswith("{"):
-            return False
-        try:
-            record = json.loads(text)
-        except ValueError:
-            return False
-        return isinstance(record, dict) and (
-            "sql" in record or TRACE_HEADER_KEY in record
-        )
-    return False
+    """Return True when most of the first non-blank lines are trace records.
+
+    One bad line (a cut-off header, a stray message) does not hide the format.
+    """
+    lines = [line.strip() for line in head if line.strip()]
+    records = sum(1 for line in lines if _is_record(line))
+    return bool(lines) and records * 2 >= len(lines) and records > 0
+
+
+def _is_record(text: str) -> bool:
+    if not text.startswith("{"):
+        return False
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and ("sql" in record or TRACE_HEADER_KEY in record)
 
 
 def read(
     path: Path, problems: ReadProblems, progress: ReadProgress | None = None
 ) -> Iterator[Statement]:
     """Yield each statement recorded in the trace at ``path``."""
+    for statement, _record in read_records(path, problems, progress):
+        yield statement
+
+
+def read_records(
+    path: Path, problems: ReadProblems, progress: ReadProgress | None = None
+) -> Iterator[tuple[Statement, dict[str, Any]]]:
+    """Yield each statement of the trace with its whole record (``measured`` and all)."""
     source = str(path)
-    loads = json.JSONDecoder().decode
+    loads = json.JSONDecoder(parse_constant=_reject_constant).decode
     for number, line in numbered_lines(path, progress):
         if not line.strip():
             continue
@@ -61,7 +71,7 @@ def read(
         if statement is None:
             problems.report(_bad_line(path, number, line))
             continue
-        yield statement
+        yield statement, record
 
 
 def _statement(record: dict[str, Any], source: str, number: int) -> Statement | None:
@@ -84,6 +94,11 @@ def _statement(record: dict[str, Any], source: str, number: int) -> Statement | 
         logged_ns=elapsed if isinstance(elapsed, int) else None,
         ts=float(ts) if isinstance(ts, (int, float)) else None,
     )
+
+
+def _reject_constant(name: str) -> float:
+    """Refuse NaN and Infinity: they are not JSON, and would not be written back as JSON."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _text_or_none(value: Any) -> str | None:

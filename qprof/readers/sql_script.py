@@ -43,6 +43,13 @@ def read(
     pending: list[str] = []
     start = 0
     for number, line in numbered_lines(path, progress):
+        if "\x00" in line:
+            problems.report(
+                WorkloadError(
+                    path, number, "SQL text", "a NUL byte", "is this a binary file?"
+                )
+            )
+            continue
         if not pending:
             if not line.strip():
                 continue
@@ -57,23 +64,51 @@ def read(
         if not apsw.complete(text):
             continue
         pending = []
-        for offset, sql in _split_complete(text):
+        for offset, sql, _ in _split_complete(text):
             yield Statement(sql=sql, params=None, source=source, line=start + offset)
     if pending:
-        text = "".join(pending)
-        lead = _skip_comments(text, 0, len(text))
-        if text[lead:].strip():
-            first = start + text.count("\n", 0, lead)
-            yield Statement(
-                sql=text[lead:].strip(), params=None, source=source, line=first
-            )
+        yield from _last_statement(path, "".join(pending), start, problems)
 
 
-def _split_complete(text: str) -> Iterator[tuple[int, str]]:
-    """Split complete SQL ``text`` into statements, with each one's line offset.
+def _last_statement(
+    path: Path, text: str, start: int, problems: ReadProblems
+) -> Iterator[Statement]:
+    """Yield what is left at the end of the file: the complete statements, then one
+    that lacks only its semicolon; an unterminated string, comment or trigger is
+    reported instead."""
+    done = 0
+    for offset, sql, end in _split_complete(text):
+        yield Statement(sql=sql, params=None, source=str(path), line=start + offset)
+        done = end
+    start += text.count("\n", 0, done)
+    text = text[done:]
+    lead = _skip_comments(text, 0, len(text))
+    sql = text[lead:].strip()
+    if not sql:
+        return
+    first = start + text.count("\n", 0, lead)
+    if apsw.complete(sql + ";"):
+        yield Statement(sql=sql, params=None, source=str(path), line=first)
+        return
+    problems.report(
+        WorkloadError(
+            path,
+            first,
+            "a complete statement",
+            excerpt(sql),
+            f"a string, comment or trigger opened here runs to the end of the file "
+            f"(line {start + text.count(chr(10), 0, len(text.rstrip()))}); nothing after "
+            "it was replayed",
+        )
+    )
+
+
+def _split_complete(text: str) -> Iterator[tuple[int, str, int]]:
+    """Split SQL ``text`` into its complete statements: ``(line offset, sql, end)``.
 
     Each candidate end is a semicolon; the shortest complete prefix is one
-    statement. Prefixes holding only comments are dropped.
+    statement. Prefixes holding only comments are dropped. ``end`` is where
+    the text after the statement starts.
     """
     begin = 0
     for index, char in enumerate(text):
@@ -81,7 +116,7 @@ def _split_complete(text: str) -> Iterator[tuple[int, str]]:
             continue
         lead = _skip_comments(text, begin, index)
         if lead < index:
-            yield text.count("\n", 0, lead), text[lead : index + 1].strip()
+            yield text.count("\n", 0, lead), text[lead : index + 1].strip(), index + 1
         begin = index + 1
 
 

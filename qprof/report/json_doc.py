@@ -10,16 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from qprof import __version__
+from qprof.analyze import Analysis, Finding
 from qprof.profile import FingerprintProfile, WorkloadProfile
 from qprof.trace import encode_params
 
 
 def profile_document(
     profile: WorkloadProfile,
-    findings: list[dict[str, Any]] | None = None,
+    analysis: Analysis | None = None,
     recommendations: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Return the JSON-ready document for ``profile``, costliest fingerprint first."""
+    findings = [finding_document(f) for f in analysis.findings] if analysis else []
     return {
         "qprof_version": __version__,
         "workload": {
@@ -49,9 +51,47 @@ def profile_document(
             for e in profile.errors
         ],
         "skipped_lines": list(profile.skipped),
-        "findings": findings or [],
+        "analysis": {
+            "ran": analysis is not None,
+            "fingerprints": analysis.fingerprints if analysis else 0,
+            "unparsed": analysis.unparsed if analysis else 0,
+            "failed_detectors": dict(analysis.failed) if analysis else {},
+        },
+        "findings": findings,
         "recommendations": recommendations or [],
     }
+
+
+def finding_document(finding: Finding) -> dict[str, Any]:
+    """Return one finding as JSON: the keys listed in the README."""
+    return {
+        "kind": finding.kind,
+        "severity": finding.severity,
+        "fingerprint": finding.fingerprint,
+        "fingerprints": list(finding.fingerprints),
+        "sql": finding.sql,
+        "table": finding.table,
+        "columns": list(finding.columns),
+        "message": finding.message,
+        "advice": finding.advice,
+        "cost_share": {
+            "time": round(finding.time_share, 6),
+            "vm_steps": round(finding.vm_share, 6),
+        },
+        "evidence": _jsonable(finding.evidence),
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        return {"$blob": bytes(value).hex()}
+    if isinstance(value, float) and value != value:
+        return None
+    return value
 
 
 def _fingerprint(profile: WorkloadProfile, fp: FingerprintProfile) -> dict[str, Any]:

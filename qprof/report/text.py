@@ -7,32 +7,62 @@ the terminal's width so nothing wraps.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 
+from qprof.analyze import Analysis
 from qprof.plan import plan_summary
 from qprof.profile import FingerprintProfile, WorkloadProfile
 
-_HEADER = (
-    f"{'#':>3}  {'fingerprint':<12}  {'count':>7}  {'total':>9}  {'share':>6}  "
-    f"{'mean':>9}  {'p95':>9}  {'vm steps':>9}  {'rows':>8}"
-)
+# (header, width, value) per column; the optional ones go first when the
+# terminal is narrow, from the end of this list.
+_COLUMNS: list[
+    tuple[str, int, Callable[[WorkloadProfile, FingerprintProfile], str]]
+] = [
+    ("count", 7, lambda w, fp: f"{fp.count:,}"),
+    ("total", 9, lambda w, fp: format_duration(fp.total_ns)),
+    ("share", 6, lambda w, fp: f"{w.share(fp):.1%}"),
+    ("mean", 9, lambda w, fp: format_duration(fp.mean_ns)),
+    ("p95", 9, lambda w, fp: format_duration(fp.percentile_ns(95))),
+    ("vm steps", 9, lambda w, fp: format_count(fp.vm_step)),
+    ("rows", 8, lambda w, fp: format_count(fp.rows_returned + fp.rows_changed)),
+]
+_REQUIRED = 3
+_LEAD = 3 + 2 + 12
 
 
-def render_text(profile: WorkloadProfile, top: int = 10, width: int = 100) -> str:
-    """Return the report of ``profile``'s ``top`` costliest fingerprints.
+def render_text(
+    profile: WorkloadProfile,
+    top: int = 10,
+    width: int = 100,
+    analysis: Analysis | None = None,
+) -> str:
+    """Return the report of ``profile``'s ``top`` costliest fingerprints and findings.
 
-    ``width`` is the terminal width the SQL and plan lines are cut to.
+    ``width`` is the terminal width; columns that do not fit are left out and
+    SQL and plan lines are cut, so that nothing wraps.
     """
-    lines = [textwrap.fill(part, width) for part in _summary(profile).split("\n")] + [
-        ""
-    ]
+    lines = [textwrap.fill(part, width) for part in _summary(profile).split("\n")]
+    lines.append("")
     costliest = profile.costliest()[:top]
     if costliest:
+        columns = _fitting_columns(width)
         lines.append(f"Costliest fingerprints by total time (top {len(costliest)}):")
-        lines.append(_HEADER)
+        lines.append(_row("#", "fingerprint", [(c[0], c[1]) for c in columns]))
         for rank, fp in enumerate(costliest, 1):
-            lines += _fingerprint_lines(profile, rank, fp, width)
+            lines += _fingerprint_lines(profile, rank, fp, width, columns)
+    if analysis is not None:
+        lines += _finding_lines(analysis, top, width)
     lines += _error_lines(profile, width)
     return "\n".join(lines) + "\n"
+
+
+def plural(count: int, word: str) -> str:
+    """Return ``count`` and ``word``, with an s when the count is not one.
+
+    >>> plural(1, "statement"), plural(2_000, "line")
+    ('1 statement', '2,000 lines')
+    """
+    return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"
 
 
 def format_duration(ns: int) -> str:
@@ -63,35 +93,99 @@ def _summary(profile: WorkloadProfile) -> str:
         else "on the original, opened read-only"
     )
     text = (
-        f"Replayed {profile.statements:,} statements ({len(profile.fingerprints):,} fingerprints) "
+        f"Replayed {plural(profile.statements, 'statement')} "
+        f"({plural(len(profile.fingerprints), 'fingerprint')}) "
         f"from {profile.workload} [{profile.format}] against {profile.database} {where}.\n"
         f"Measured time {format_duration(profile.total_ns)}, {format_count(profile.vm_step)} "
-        f"VM steps; {profile.error_count:,} failed statements; "
-        f"{profile.skipped_lines:,} skipped lines."
+        f"VM steps; {plural(profile.error_count, 'failed statement')}; "
+        f"{plural(profile.skipped_lines, 'skipped line')}."
     )
+    if not profile.statements:
+        text += " The workload held no statement: is it the right file and --format?"
     if profile.repeat > 1:
         text += f" Read statements ran {profile.repeat} times (median kept)."
     return text
 
 
-def _fingerprint_lines(
-    profile: WorkloadProfile, rank: int, fp: FingerprintProfile, width: int
-) -> list[str]:
-    numbers = (
-        f"{rank:>3}  {fp.fingerprint.id:<12}  {fp.count:>7,}  {format_duration(fp.total_ns):>9}  "
-        f"{profile.share(fp):>6.1%}  {format_duration(fp.mean_ns):>9}  "
-        f"{format_duration(fp.percentile_ns(95)):>9}  {format_count(fp.vm_step):>9}  "
-        f"{format_count(fp.rows_returned + fp.rows_changed):>8}"
+def _fitting_columns(width: int) -> list:  # type: ignore[type-arg]
+    columns = list(_COLUMNS)
+    while len(columns) > _REQUIRED and _LEAD + sum(c[1] + 2 for c in columns) > width:
+        columns.pop()
+    return columns
+
+
+def _row(rank: str, fingerprint: str, cells: list[tuple[str, int]]) -> str:
+    return f"{rank:>3}  {fingerprint:<12}" + "".join(
+        f"  {text:>{size}}" for text, size in cells
     )
+
+
+def _fingerprint_lines(
+    profile: WorkloadProfile,
+    rank: int,
+    fp: FingerprintProfile,
+    width: int,
+    columns: list,  # type: ignore[type-arg]
+) -> list[str]:
+    cells = [(value(profile, fp), size) for _, size, value in columns]
     sql = " ".join(fp.fingerprint.text.split())
-    lines = [numbers, "     " + _cut(sql, width - 5)]
+    lines = [_row(str(rank), fp.fingerprint.id, cells), "     " + _cut(sql, width - 5)]
     if fp.plan:
         varies = " (plan differs between values)" if fp.plan_varies else ""
-        lines.append(
-            "     plan: " + plan_summary(fp.plan, width - 11 - len(varies)) + varies
-        )
+        summary = plan_summary(fp.plan, max(10, width - 11 - len(varies)))
+        lines.append(_cut("     plan: " + summary + varies, width))
     if fp.errors:
         lines.append(f"     {fp.errors:,} of {fp.count:,} failed")
+    return lines
+
+
+def _finding_lines(analysis: Analysis, top: int, width: int) -> list[str]:
+    lines = [""]
+    if not analysis.findings:
+        lines.append("Findings: none.")
+    else:
+        shown = analysis.findings[:top]
+        lines.append(
+            f"Findings ({len(analysis.findings):,}; the {len(shown)} costliest, "
+            "share of measured time):"
+        )
+    for rank, finding in enumerate(analysis.findings[:top], 1):
+        where = finding.table or ""
+        if finding.columns:
+            where += "(" + ", ".join(finding.columns) + ")"
+        head = f"{rank:>3}  {finding.kind} [{finding.severity}] {where}"
+        share = f"{finding.time_share:.1%}"
+        lines.append(
+            _cut(head, width - len(share) - 2).ljust(width - len(share)) + share
+        )
+        for text in (finding.message, "-> " + finding.advice):
+            lines += textwrap.wrap(
+                text, width, initial_indent="     ", subsequent_indent="     "
+            )
+        parent = finding.evidence.get("parent_sql")
+        if parent:
+            found = finding.evidence.get("values_found_in_parent_rows")
+            proof = (
+                f" ({found['found']} of {found['checked']} in its rows)"
+                if found
+                else ""
+            )
+            lines.append(
+                _cut(f"     values from{proof}: {' '.join(parent.split())}", width)
+            )
+        callers = finding.evidence.get("callers")
+        if callers:
+            lines.append(_cut("     caller: " + ", ".join(callers[:3]), width))
+    notes = []
+    if analysis.unparsed:
+        notes.append(
+            f"{plural(analysis.unparsed, 'fingerprint')} could not be parsed; "
+            "only plan-based detectors looked at them"
+        )
+    for name, error in analysis.failed.items():
+        notes.append(f"the {name} detector failed ({error})")
+    for note in notes:
+        lines.append(_cut(f"Note: {note}.", width))
     return lines
 
 
