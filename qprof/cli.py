@@ -78,17 +78,29 @@ def main(verbose: int) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
 
 
+def db_option(help_text: str) -> Callable[[F], F]:
+    """Return the ``--db`` option, with the help text of the command's wording."""
+    return click.option(
+        "--db",
+        "database",
+        required=True,
+        type=click.Path(path_type=Path),
+        help=help_text,
+    )
+
+
+strict_option = click.option(
+    "--strict",
+    is_flag=True,
+    help="Stop at the first line no reader understands (exit 2) instead of skipping it.",
+)
+
+
 def workload_options(command: F) -> F:
     """Add the options every command that reads a workload shares."""
     decorators = [
         click.argument("workload", type=click.Path(path_type=Path)),
-        click.option(
-            "--db",
-            "database",
-            required=True,
-            type=click.Path(path_type=Path),
-            help="The SQLite database the workload ran against (never written).",
-        ),
+        db_option("The SQLite database the workload ran against (never written)."),
         click.option(
             "--format",
             "format_name",
@@ -97,11 +109,7 @@ def workload_options(command: F) -> F:
             show_default=True,
             help="The workload's format; auto detects it from the first lines.",
         ),
-        click.option(
-            "--strict",
-            is_flag=True,
-            help="Stop at the first line no reader understands (exit 2) instead of skipping it.",
-        ),
+        strict_option,
     ]
     for decorator in reversed(decorators):
         command = decorator(command)
@@ -234,18 +242,8 @@ def replay(
 
 @main.command()
 @click.argument("trace", type=click.Path(path_type=Path))
-@click.option(
-    "--db",
-    "database",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="The SQLite database the trace ran against (never written).",
-)
-@click.option(
-    "--strict",
-    is_flag=True,
-    help="Stop at the first line no reader understands (exit 2) instead of skipping it.",
-)
+@db_option("The SQLite database the trace ran against (never written).")
+@strict_option
 @analysis_options
 def analyze(
     trace: Path,
