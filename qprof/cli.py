@@ -25,6 +25,8 @@ from qprof.errors import QprofError
 from qprof.load import profile_trace
 from qprof.profile import Measurement, WorkloadProfile
 from qprof.readers import ReadProgress, format_names
+from qprof.recommend import RecommendationSet, RecommendOptions, recommend_indexes
+from qprof.recommend.migration import write_migration
 from qprof.replay import check_inputs, replay_workload
 from qprof.report import profile_document, render_text
 from qprof.trace import TraceWriter
@@ -162,6 +164,46 @@ def analysis_options(command: F) -> F:
     return command
 
 
+def recommend_options(command: F) -> F:
+    """Add the recommender's budgets, shared by replay and recommend."""
+    defaults = RecommendOptions()
+    decorators = [
+        click.option(
+            "--no-recommend",
+            is_flag=True,
+            help="Skip the recommender (a quicker look).",
+        ),
+        click.option(
+            "--max-indexes",
+            type=click.IntRange(1),
+            default=defaults.max_indexes,
+            show_default=True,
+            help="Recommend at most this many indexes.",
+        ),
+        click.option(
+            "--max-size",
+            type=click.FloatRange(0, min_open=True),
+            default=None,
+            help="Stop before the recommended indexes take more than this many MB.",
+        ),
+        click.option(
+            "--min-saving",
+            type=click.FloatRange(0),
+            default=defaults.min_saving_pct,
+            show_default=True,
+            help="A pick must save this percent of the workload's remaining VM steps.",
+        ),
+        click.option(
+            "--migration",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Write the picks as DIR/<timestamp>_qprof_indexes/{up,down}.sql.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
 @main.command()
 @workload_options
 @analysis_options
@@ -178,8 +220,11 @@ def analysis_options(command: F) -> F:
     help="Also write every measured statement to this qprof trace (JSON Lines).",
 )
 @click.option(
-    "--no-analyze", is_flag=True, help="Only measure: skip the analyzer's findings."
+    "--no-analyze",
+    is_flag=True,
+    help="Only measure: skip the analyzer and the recommender.",
 )
+@recommend_options
 def replay(
     workload: Path,
     database: Path,
@@ -189,19 +234,26 @@ def replay(
     as_json: bool,
     out: Path | None,
     no_analyze: bool,
+    no_recommend: bool,
+    max_indexes: int,
+    max_size: float | None,
+    min_saving: float,
+    migration: Path | None,
     top: int,
     progress: bool | None,
     scan_min_rows: int,
     n_plus_one_min: int,
     offset_min: int,
 ) -> None:
-    """Replay a logged workload against a database and report what it cost and why.
+    """Replay a logged workload against a database: what it cost, why, and which indexes fix it.
 
     Every statement runs and is measured (wall time, VM steps, full-scan steps,
     sorts, automatic indexes, rows). A workload that only reads runs on the
     database opened read-only; one that writes runs on a temporary snapshot
     copy, removed afterwards. Then the analyzer lists what is wrong (N+1 loops,
-    full scans, unindexed filters, sorts, ...), costliest first.
+    full scans, unindexed filters, sorts, ...), costliest first, and the
+    recommender tries candidate indexes on a scratch copy and lists those that
+    were measured to pay.
 
     Example:
 
@@ -237,7 +289,13 @@ def replay(
         )
     thresholds = Thresholds(scan_min_rows, n_plus_one_min, offset_min)
     analysis = None if no_analyze else analyze_profile(profile, database, thresholds)
-    _print_result(profile, analysis, as_json, top)
+    recommended = None
+    if not (no_analyze or no_recommend):
+        options = _recommend_options(max_indexes, max_size, min_saving)
+        recommended = _recommend(profile, database, options, analysis, show_progress)
+        if migration is not None:
+            _write_migration(recommended, migration)
+    _print_result(profile, analysis, as_json, top, recommended)
 
 
 @main.command()
@@ -279,15 +337,108 @@ def analyze(
     _print_result(profile, analysis, as_json, top)
 
 
+@main.command()
+@click.argument("trace", type=click.Path(path_type=Path))
+@db_option("The SQLite database the trace ran against (never written).")
+@strict_option
+@recommend_options
+@analysis_options
+def recommend(
+    trace: Path,
+    database: Path,
+    strict: bool,
+    no_recommend: bool,
+    max_indexes: int,
+    max_size: float | None,
+    min_saving: float,
+    migration: Path | None,
+    as_json: bool,
+    top: int,
+    progress: bool | None,
+    scan_min_rows: int,
+    n_plus_one_min: int,
+    offset_min: int,
+) -> None:
+    """Recommend indexes for a saved trace, each measured on a scratch copy.
+
+    Candidates come from how the costliest statements filter, join and sort;
+    each is created on a scratch copy of the database, checked with EXPLAIN
+    QUERY PLAN, and measured against the workload's own statements and writes.
+    The picks are greedy by net saving per byte, re-measured after each one.
+
+    Example:
+
+    \b
+        qprof recommend measured.jsonl --db app.db --max-indexes 3 --migration migrations/
+    """
+    check_inputs(trace, database)
+    show_progress = sys.stderr.isatty() if progress is None else progress
+    read_progress = ReadProgress()
+    with _progress_bar(show_progress, read_progress, "Reading"):
+        profile = profile_trace(trace, database, strict=strict, progress=read_progress)
+    thresholds = Thresholds(scan_min_rows, n_plus_one_min, offset_min)
+    analysis = analyze_profile(profile, database, thresholds)
+    recommended = None
+    if not no_recommend:
+        options = _recommend_options(max_indexes, max_size, min_saving)
+        recommended = _recommend(profile, database, options, analysis, show_progress)
+        if migration is not None:
+            _write_migration(recommended, migration)
+    _print_result(profile, analysis, as_json, top, recommended)
+
+
+def _recommend_options(
+    max_indexes: int, max_size: float | None, min_saving: float
+) -> RecommendOptions:
+    size = None if max_size is None else int(max_size * 1024 * 1024)
+    return RecommendOptions(
+        max_indexes=max_indexes, max_size_bytes=size, min_saving_pct=min_saving
+    )
+
+
+def _recommend(
+    profile: WorkloadProfile,
+    database: Path,
+    options: RecommendOptions,
+    analysis: Analysis | None,
+    show_progress: bool,
+) -> RecommendationSet:
+    context = analysis.context if analysis else None
+    if not show_progress:
+        return recommend_indexes(profile, database, options, context)
+    with click.progressbar(
+        length=1, label="Measuring indexes", file=sys.stderr, width=30
+    ) as bar:
+
+        def tick(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.pos = done
+            bar.render_progress()
+
+        return recommend_indexes(profile, database, options, context, tick)
+
+
+def _write_migration(result: RecommendationSet, folder: Path) -> None:
+    target = write_migration(result, folder)
+    click.echo(f"Wrote {target / 'up.sql'} and {target / 'down.sql'}.", err=True)
+
+
 def _print_result(
-    profile: WorkloadProfile, analysis: Analysis | None, as_json: bool, top: int
+    profile: WorkloadProfile,
+    analysis: Analysis | None,
+    as_json: bool,
+    top: int,
+    recommended: RecommendationSet | None = None,
 ) -> None:
     if as_json:
-        document = profile_document(profile, analysis)
+        document = profile_document(profile, analysis, recommended)
         click.echo(json.dumps(document, indent=2, allow_nan=False))
         return
     width = max(40, shutil.get_terminal_size((100, 24)).columns)
-    click.echo(render_text(profile, top=top, width=width, analysis=analysis), nl=False)
+    text = render_text(
+        profile, top=top, width=width, analysis=analysis, recommended=recommended
+    )
+    click.echo(text, nl=False)
 
 
 @contextmanager

@@ -419,6 +419,8 @@ def _sort_keys(
         node = term.this if isinstance(term, exp.Ordered) else term
         if isinstance(node, exp.Column) and not node.table:
             node = projections.get(node.name.lower(), node)
+        if node.find(exp.AggFunc, exp.Window) is not None:
+            continue  # sorting by an aggregate happens after grouping: no index serves it
         columns = [c for c in node.find_all(exp.Column) if c.table in sources]
         if isinstance(node, exp.Column):
             columns = [node] if node.table in sources else []

@@ -252,3 +252,50 @@ def test_text_report_fits_a_narrow_terminal(items_db, write_file):
     for width in (60, 80):
         text = render_text(profile, width=width)
         assert max(len(line) for line in text.splitlines()) <= width
+
+
+def test_recommend_command_lists_measured_indexes_and_writes_a_migration(
+    items_db, write_file, tmp_path
+):
+    lines = "".join(
+        f"SELECT * FROM items WHERE category = {i} AND price > 10;\n" for i in range(5)
+    )
+    workload = write_file("w.sql", lines)
+    out = tmp_path / "measured.jsonl"
+    invoke(
+        "replay",
+        str(workload),
+        "--db",
+        str(items_db),
+        "--out",
+        str(out),
+        "--no-recommend",
+    )
+    migrations = tmp_path / "migrations"
+    result = invoke(
+        "recommend",
+        str(out),
+        "--db",
+        str(items_db),
+        "--json",
+        "--migration",
+        str(migrations),
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    (pick,) = doc["recommendations"]
+    assert (pick["table"], pick["columns"][:2]) == ("items", ["category", "price"])
+    assert pick["ddl"].startswith("CREATE INDEX idx_items_category_price")
+    assert pick["saving"]["vm_steps"] > 0 and pick["size_bytes"] > 0
+    assert pick["fingerprints"][0]["plan_before"] == ["SCAN items"]
+    assert doc["recommender"]["ran"] is True
+    (folder,) = migrations.iterdir()
+    assert pick["ddl"] in (folder / "up.sql").read_text()
+    assert f"Wrote {folder / 'up.sql'}" in result.stderr
+
+    quick = json.loads(
+        invoke(
+            "replay", str(workload), "--db", str(items_db), "--json", "--no-recommend"
+        ).stdout
+    )
+    assert quick["recommendations"] == [] and quick["recommender"] == {"ran": False}

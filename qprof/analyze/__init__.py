@@ -75,6 +75,8 @@ class Analysis:
     """Fingerprints sqlglot could not parse (plan-based detectors still ran on them)."""
     failed: dict[str, str] = field(default_factory=dict)
     """Detectors that raised, with the error (the others still ran)."""
+    context: AnalysisContext | None = None
+    """The parsed statements and schema, for the recommender to reuse."""
 
 
 def analyze_profile(
@@ -121,7 +123,10 @@ def analyze_profile(
         len(profile.fingerprints),
         len(findings),
     )
-    return Analysis(findings, len(profile.fingerprints), context.unparsed, failed)
+    context.connection = None
+    return Analysis(
+        findings, len(profile.fingerprints), context.unparsed, failed, context
+    )
 
 
 def _run(

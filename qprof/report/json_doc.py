@@ -12,16 +12,18 @@ from typing import Any
 from qprof import __version__
 from qprof.analyze import Analysis, Finding
 from qprof.profile import FingerprintProfile, WorkloadProfile
+from qprof.recommend import Recommendation, RecommendationSet
 from qprof.trace import encode_params
 
 
 def profile_document(
     profile: WorkloadProfile,
     analysis: Analysis | None = None,
-    recommendations: list[dict[str, Any]] | None = None,
+    recommended: RecommendationSet | None = None,
 ) -> dict[str, Any]:
     """Return the JSON-ready document for ``profile``, costliest fingerprint first."""
     findings = [finding_document(f) for f in analysis.findings] if analysis else []
+    picks = recommended.recommendations if recommended else []
     return {
         "qprof_version": __version__,
         "workload": {
@@ -58,7 +60,74 @@ def profile_document(
             "failed_detectors": dict(analysis.failed) if analysis else {},
         },
         "findings": findings,
-        "recommendations": recommendations or [],
+        "recommender": _recommender(recommended),
+        "recommendations": [recommendation_document(r, recommended) for r in picks],
+    }
+
+
+def recommendation_document(
+    pick: Recommendation, result: RecommendationSet | None
+) -> dict[str, Any]:
+    """Return one recommendation as JSON: the keys listed in the README."""
+    baseline = result.baseline_vm if result else 0.0
+    return {
+        "rank": pick.rank,
+        "pick": pick.pick,
+        "table": pick.table,
+        "columns": list(pick.columns),
+        "kind": pick.kind,
+        "name": pick.name,
+        "ddl": pick.ddl,
+        "where": pick.where,
+        "statistics": pick.statistics,
+        "saving": {
+            "vm_steps": round(pick.vm_saving),
+            "ns": round(pick.ns_saving),
+            "pct": round(100 * pick.net_vm / baseline, 3) if baseline else 0.0,
+        },
+        "write_cost_vm_steps": round(pick.write_vm),
+        "write_cost_ns": round(pick.write_ns),
+        "net_vm_steps": round(pick.net_vm),
+        "size_bytes": pick.size_bytes,
+        "replaces": list(pick.replaces),
+        "reasons": list(pick.reasons),
+        "workload_vm_after": round(pick.workload_vm_after),
+        "storage_after": pick.storage_after,
+        "fingerprints": [
+            {
+                "fingerprint": s.fingerprint,
+                "sql": s.sql,
+                "count": s.count,
+                "plan_before": s.plan_before,
+                "plan_after": s.plan_after,
+                "vm_before": round(s.vm_before, 1),
+                "vm_after": round(s.vm_after, 1),
+                "ns_before": round(s.ns_before),
+                "ns_after": round(s.ns_after),
+                "rewritten": s.rewritten,
+            }
+            for s in pick.served
+        ],
+    }
+
+
+def _recommender(result: RecommendationSet | None) -> dict[str, Any]:
+    if result is None:
+        return {"ran": False}
+    return {
+        "ran": True,
+        "baseline_vm_steps": round(result.baseline_vm),
+        "candidates": result.candidates,
+        "sample_fraction": result.sample_fraction,
+        "elapsed_s": round(result.elapsed_s, 3),
+        "rejected": [
+            {
+                "table": r.candidate.table,
+                "columns": list(r.candidate.columns),
+                "reason": r.reason,
+            }
+            for r in result.rejected
+        ],
     }
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from qprof.analyze import Analysis
 from qprof.plan import plan_summary
 from qprof.profile import FingerprintProfile, WorkloadProfile
+from qprof.recommend import RecommendationSet
 
 # (header, width, value) per column; the optional ones go first when the
 # terminal is narrow, from the end of this list.
@@ -35,6 +36,7 @@ def render_text(
     top: int = 10,
     width: int = 100,
     analysis: Analysis | None = None,
+    recommended: RecommendationSet | None = None,
 ) -> str:
     """Return the report of ``profile``'s ``top`` costliest fingerprints and findings.
 
@@ -52,6 +54,8 @@ def render_text(
             lines += _fingerprint_lines(profile, rank, fp, width, columns)
     if analysis is not None:
         lines += _finding_lines(analysis, top, width)
+    if recommended is not None:
+        lines += _recommendation_lines(recommended, width)
     lines += _error_lines(profile, width)
     return "\n".join(lines) + "\n"
 
@@ -187,6 +191,78 @@ def _finding_lines(analysis: Analysis, top: int, width: int) -> list[str]:
     for note in notes:
         lines.append(_cut(f"Note: {note}.", width))
     return lines
+
+
+def _recommendation_lines(result: RecommendationSet, width: int) -> list[str]:
+    lines = [""]
+    picks = result.recommendations
+    sample = ""
+    if result.sample_fraction is not None:
+        sample = f", on a sample of {result.sample_fraction:.0%} of the rows"
+    if not picks:
+        tried = plural(result.candidates, "candidate")
+        lines.append(
+            f"Recommended indexes: none ({tried} measured{sample}; --json lists why each "
+            "was left out)."
+        )
+        return lines
+    lines.append(
+        f"Recommended indexes ({len(picks)}; measured on a scratch copy{sample}, VM steps "
+        "weighted by how often each statement runs):"
+    )
+    baseline = result.baseline_vm or 1.0
+    for pick in picks:
+        lines += textwrap.wrap(
+            pick.ddl,
+            width,
+            initial_indent=f"{pick.rank:>3}  ",
+            subsequent_indent="       ",
+        )
+        detail = (
+            f"saves {format_count(round(pick.vm_saving))} VM steps "
+            f"({pick.net_vm / baseline:.1%} of the workload, net) and "
+            f"{format_duration(round(pick.ns_saving))} on "
+            f"{plural(len(pick.served), 'statement shape')}; adds "
+            f"{format_count(round(pick.write_vm))} VM steps and "
+            f"{format_duration(round(pick.write_ns))} to writes; {format_bytes(pick.size_bytes)}"
+        )
+        if pick.statistics == "after ANALYZE" and pick.kind != "statistics":
+            detail += "; assumes ANALYZE"
+        if pick.replaces:
+            detail += f"; makes {', '.join(pick.replaces)} redundant"
+        lines += textwrap.wrap(
+            detail, width, initial_indent="     ", subsequent_indent="     "
+        )
+        for served in pick.served[:2]:
+            before = " | ".join(line.strip() for line in served.plan_before) or "-"
+            after = " | ".join(line.strip() for line in served.plan_after) or "-"
+            lines.append(_cut(f"     {served.fingerprint}: {before}", width))
+            lines.append(_cut(f"       now: {after}", width))
+            if served.rewritten:
+                lines.append(
+                    _cut(f"       (measured with {served.rewritten} removed)", width)
+                )
+    curve = " -> ".join(
+        f"{format_count(round(p.workload_vm_after))} ({format_bytes(p.storage_after)})"
+        for p in sorted(picks, key=lambda p: p.pick)
+    )
+    lines += textwrap.wrap(
+        f"Workload VM steps after each pick (storage): {format_count(round(result.baseline_vm))} "
+        f"-> {curve}",
+        width,
+    )
+    return lines
+
+
+def format_bytes(size: int) -> str:
+    """Return ``size`` in KB or MB.
+
+    >>> format_bytes(2_215_936)
+    '2.1 MB'
+    """
+    if size >= 1024 * 1024:
+        return f"{size / 1024 / 1024:.1f} MB"
+    return f"{size / 1024:.0f} KB"
 
 
 def _error_lines(profile: WorkloadProfile, width: int) -> list[str]:
