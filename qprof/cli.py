@@ -20,7 +20,16 @@ from typing import Any, TypeVar
 import click
 
 from qprof import __version__
-from qprof.analyze import Analysis, Thresholds, analyze_profile
+from qprof.analyze import FINDING_KINDS, Analysis, Thresholds, analyze_profile
+from qprof.check import (
+    DEFAULT_FAIL_ON,
+    CheckResult,
+    check_findings,
+    github_annotations,
+    read_baseline,
+    result_document,
+)
+from qprof.check import write_baseline as write_baseline_file
 from qprof.errors import QprofError
 from qprof.load import profile_trace
 from qprof.profile import Measurement, WorkloadProfile
@@ -29,10 +38,12 @@ from qprof.recommend import RecommendationSet, RecommendOptions, recommend_index
 from qprof.recommend.migration import write_migration
 from qprof.replay import check_inputs, replay_workload
 from qprof.report import profile_document, render_text
+from qprof.report.text import plural
 from qprof.trace import TraceWriter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+EXIT_FINDINGS = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 PROGRESS_EVERY = 512
@@ -66,8 +77,9 @@ def main(verbose: int) -> None:
     Replay a logged workload against a database to learn which statements cost
     the most and why; the database is never written.
 
-    Exit status: 0 done, 2 bad input (a missing file, a database that is not
-    SQLite, a bad line under --strict), 130 interrupted.
+    Exit status: 0 done, 1 findings that `qprof check` fails on, 2 bad input (a
+    missing file, a database that is not SQLite, a bad line under --strict),
+    130 interrupted.
     """
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(
@@ -118,7 +130,7 @@ def workload_options(command: F) -> F:
     return command
 
 
-def analysis_options(command: F) -> F:
+def threshold_options(command: F) -> F:
     """Add the analyzer's thresholds, shared by every command that analyses."""
     defaults = Thresholds()
     decorators = [
@@ -143,6 +155,16 @@ def analysis_options(command: F) -> F:
             show_default=True,
             help="OFFSET values from this size on are deep pagination.",
         ),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+def analysis_options(command: F) -> F:
+    """Add the thresholds and the output options of the commands that report."""
+    decorators = [
+        threshold_options,
         click.option(
             "--json", "as_json", is_flag=True, help="Print one JSON document on stdout."
         ),
@@ -385,6 +407,117 @@ def recommend(
         if migration is not None:
             _write_migration(recommended, migration)
     _print_result(profile, analysis, as_json, top, recommended)
+
+
+@main.command()
+@click.argument("trace", type=click.Path(path_type=Path))
+@db_option("The SQLite database the trace ran against (never written).")
+@strict_option
+@click.option(
+    "--fail-on",
+    default=",".join(DEFAULT_FAIL_ON),
+    show_default=True,
+    help="Finding kinds that fail the check, comma-separated (see the README).",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Accepted findings (from --write-baseline): only new ones fail.",
+)
+@click.option(
+    "--write-baseline",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Record the current findings as accepted in this file, and pass.",
+)
+@click.option(
+    "--max-statements-per-test",
+    type=click.IntRange(1),
+    help="Fail any context (a test id) that runs more statements than this.",
+)
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="github prints GitHub Actions annotations at the caller's file and line.",
+)
+@threshold_options
+def check(
+    trace: Path,
+    database: Path,
+    strict: bool,
+    fail_on: str,
+    baseline: Path | None,
+    write_baseline: Path | None,
+    max_statements_per_test: int | None,
+    output: str,
+    scan_min_rows: int,
+    n_plus_one_min: int,
+    offset_min: int,
+) -> None:
+    """Fail (exit 1) when the trace has query problems the baseline does not accept.
+
+    Exit status: 0 clean (or every failing finding accepted), 1 new findings or a
+    test over its statement budget, 2 bad input (a bad trace, database or baseline).
+
+    Example:
+
+    \b
+        pytest --qprof=trace.jsonl
+        qprof check trace.jsonl --db app.db --baseline qprof-baseline.json
+    """
+    kinds = tuple(k.strip() for k in fail_on.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in FINDING_KINDS]
+    if unknown or not kinds:
+        raise click.BadParameter(
+            f"unknown kind {', '.join(unknown) or '(none)'}; "
+            f"choose among {', '.join(FINDING_KINDS)}",
+            param_hint="--fail-on",
+        )
+    accepted = read_baseline(baseline) if baseline is not None else None
+    check_inputs(trace, database)
+    profile = profile_trace(trace, database, strict=strict)
+    thresholds = Thresholds(scan_min_rows, n_plus_one_min, offset_min)
+    analysis = analyze_profile(profile, database, thresholds, kinds)
+    if write_baseline is not None:
+        count = write_baseline_file(analysis, profile, write_baseline, kinds)
+        click.echo(f"Wrote {plural(count, 'accepted finding')} to {write_baseline}.", err=True)
+        return
+    result = check_findings(analysis, profile, kinds, accepted, max_statements_per_test)
+    _print_check(result, output)
+    if result.failed:
+        raise SystemExit(EXIT_FINDINGS)
+
+
+def _print_check(result: CheckResult, output: str) -> None:
+    if output == "json":
+        click.echo(json.dumps(result_document(result), indent=2))
+        return
+    if output == "github":
+        for line in github_annotations(result):
+            click.echo(line)
+        return
+    for finding in result.new:
+        where = finding.table or ""
+        if finding.columns:
+            where += "(" + ", ".join(finding.columns) + ")"
+        click.echo(f"NEW {finding.kind} {where}: {finding.message}")
+        callers = finding.evidence.get("callers")
+        if callers:
+            click.echo(f"    caller: {', '.join(callers[:3])}")
+        click.echo(f"    -> {finding.advice}")
+    for breach in result.budget:
+        click.echo(
+            f"OVER BUDGET {breach.context}: {breach.statements} statements "
+            f"(at most {breach.limit})"
+        )
+    verdict = "failed" if result.failed else "passed"
+    click.echo(
+        f"qprof check {verdict}: {plural(len(result.new), 'new finding')}, "
+        f"{len(result.accepted)} accepted by the baseline, "
+        f"{plural(len(result.budget), 'test')} over budget."
+    )
 
 
 def _recommend_options(

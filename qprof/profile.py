@@ -209,6 +209,8 @@ class WorkloadProfile:
     """Repeats past the kept examples, per fingerprint: [contexts, statements, ns]."""
     schema: Schema | None = None
     """The database's schema as the replay left it."""
+    context_statements: dict[str, int] = field(default_factory=dict)
+    """Statements per context label (a test id, a request), for the log's labelled ones."""
     elapsed_s: float = 0.0
     """Wall time of the whole replay, reading included."""
 
@@ -266,8 +268,11 @@ class ProfileBuilder:
         if statement.logged_ns is not None:
             fp.logged_ns += statement.logged_ns
             fp.logged_count += 1
-        if statement.context is not None and len(fp.contexts) < 1000:
-            fp.contexts.add(statement.context)
+        if statement.context is not None:
+            if len(fp.contexts) < 1000:
+                fp.contexts.add(statement.context)
+            counts = self.profile.context_statements
+            counts[statement.context] = counts.get(statement.context, 0) + 1
         if measurement.plan is not None:
             self._add_plan(fp, measurement)
         if statement.caller is not None:
