@@ -314,9 +314,9 @@ def replay(
     recommended = None
     if not (no_analyze or no_recommend):
         options = _recommend_options(max_indexes, max_size, min_saving)
-        recommended = _recommend(profile, database, options, analysis, show_progress)
-        if migration is not None:
-            _write_migration(recommended, migration)
+        recommended = _recommend(
+            profile, database, options, analysis, show_progress, migration
+        )
     _print_result(profile, analysis, as_json, top, recommended)
 
 
@@ -349,11 +349,8 @@ def analyze(
             --db sample_workloads/chinook/chinook.db --out measured.jsonl
         qprof analyze measured.jsonl --db sample_workloads/chinook/chinook.db
     """
-    check_inputs(trace, database)
     show_progress = sys.stderr.isatty() if progress is None else progress
-    read_progress = ReadProgress()
-    with _progress_bar(show_progress, read_progress, "Reading"):
-        profile = profile_trace(trace, database, strict=strict, progress=read_progress)
+    profile = _read_trace(trace, database, strict, show_progress)
     thresholds = Thresholds(scan_min_rows, n_plus_one_min, offset_min)
     analysis = analyze_profile(profile, database, thresholds)
     _print_result(profile, analysis, as_json, top)
@@ -393,19 +390,16 @@ def recommend(
     \b
         qprof recommend measured.jsonl --db app.db --max-indexes 3 --migration migrations/
     """
-    check_inputs(trace, database)
     show_progress = sys.stderr.isatty() if progress is None else progress
-    read_progress = ReadProgress()
-    with _progress_bar(show_progress, read_progress, "Reading"):
-        profile = profile_trace(trace, database, strict=strict, progress=read_progress)
+    profile = _read_trace(trace, database, strict, show_progress)
     thresholds = Thresholds(scan_min_rows, n_plus_one_min, offset_min)
     analysis = analyze_profile(profile, database, thresholds)
     recommended = None
     if not no_recommend:
         options = _recommend_options(max_indexes, max_size, min_saving)
-        recommended = _recommend(profile, database, options, analysis, show_progress)
-        if migration is not None:
-            _write_migration(recommended, migration)
+        recommended = _recommend(
+            profile, database, options, analysis, show_progress, migration
+        )
     _print_result(profile, analysis, as_json, top, recommended)
 
 
@@ -476,8 +470,7 @@ def check(
             param_hint="--fail-on",
         )
     accepted = read_baseline(baseline) if baseline is not None else None
-    check_inputs(trace, database)
-    profile = profile_trace(trace, database, strict=strict)
+    profile = _read_trace(trace, database, strict, show_progress=False)
     thresholds = Thresholds(scan_min_rows, n_plus_one_min, offset_min)
     analysis = analyze_profile(profile, database, thresholds, kinds)
     if write_baseline is not None:
@@ -529,31 +522,43 @@ def _recommend_options(
     )
 
 
+def _read_trace(
+    trace: Path, database: Path, strict: bool, show_progress: bool
+) -> WorkloadProfile:
+    """Check the inputs, then read (or replay) the trace into a profile."""
+    check_inputs(trace, database)
+    read_progress = ReadProgress()
+    with _progress_bar(show_progress, read_progress, "Reading"):
+        return profile_trace(trace, database, strict=strict, progress=read_progress)
+
+
 def _recommend(
     profile: WorkloadProfile,
     database: Path,
     options: RecommendOptions,
     analysis: Analysis | None,
     show_progress: bool,
+    migration: Path | None,
 ) -> RecommendationSet:
+    """Run the recommender (with a progress bar) and write the migration if asked."""
     context = analysis.context if analysis else None
     if not show_progress:
-        return recommend_indexes(profile, database, options, context)
-    with click.progressbar(
-        length=1, label="Measuring indexes", file=sys.stderr, width=30
-    ) as bar:
+        result = recommend_indexes(profile, database, options, context)
+    else:
+        with click.progressbar(
+            length=1, label="Measuring indexes", file=sys.stderr, width=30
+        ) as bar:
 
-        def tick(done: int, total: int) -> None:
-            bar.length = max(total, 1)
-            bar.pos = done
-            bar.render_progress()
+            def tick(done: int, total: int) -> None:
+                bar.length = max(total, 1)
+                bar.pos = done
+                bar.render_progress()
 
-        return recommend_indexes(profile, database, options, context, tick)
-
-
-def _write_migration(result: RecommendationSet, folder: Path) -> None:
-    target = write_migration(result, folder)
-    click.echo(f"Wrote {target / 'up.sql'} and {target / 'down.sql'}.", err=True)
+            result = recommend_indexes(profile, database, options, context, tick)
+    if migration is not None:
+        target = write_migration(result, migration)
+        click.echo(f"Wrote {target / 'up.sql'} and {target / 'down.sql'}.", err=True)
+    return result
 
 
 def _print_result(

@@ -114,6 +114,17 @@ def is_first_loop(step: PlanStep, plan: Plan) -> bool:
     return True
 
 
+def is_scanned_inside_join(plan: Plan, aliases: dict[str, str], table: str) -> bool:
+    """Return True when ``table`` is read by an automatic index, or by a scan that is
+    not the outermost loop: a join column with no index, paid for on every outer row."""
+    for step in plan_steps(plan):
+        if step_table(step.name, aliases).lower() != table.lower():
+            continue
+        if step.is_automatic or (step.is_full_scan and not is_first_loop(step, plan)):
+            return True
+    return False
+
+
 def table_before(plan: Plan, position: int) -> str | None:
     """Return the name in the nearest SCAN/SEARCH step before ``position`` at its depth."""
     depth = plan[position].depth

@@ -12,7 +12,7 @@ join. Findings with the same table and columns are merged across statements.
 from __future__ import annotations
 
 from qprof.analyze.finding import AnalysisContext, Finding, serving_index
-from qprof.analyze.plans import is_first_loop, plan_steps, step_table
+from qprof.analyze.plans import is_scanned_inside_join
 from qprof.profile import FingerprintProfile
 from qprof.usage import ColumnUse, StatementUsage
 
@@ -67,22 +67,9 @@ def _unserved(
             and u.expression is None
             and serving_index(info, {u.column}, set(), u.column) is None
         )
-        if joins and _scanned_inside_join(fp, usage, info.name):
+        if joins and is_scanned_inside_join(fp.plan, usage.tables, info.name):
             found.append((info.name, joins, "join"))
     return found
-
-
-def _scanned_inside_join(
-    fp: FingerprintProfile, usage: StatementUsage, table: str
-) -> bool:
-    for step in plan_steps(fp.plan):
-        if step_table(step.name, usage.tables).lower() != table.lower():
-            continue
-        if step.is_automatic or (
-            step.is_full_scan and not is_first_loop(step, fp.plan)
-        ):
-            return True
-    return False
 
 
 def _finding(

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from qprof.analyze.finding import AnalysisContext
-from qprof.analyze.plans import is_first_loop, plan_steps, step_table
+from qprof.analyze.plans import is_scanned_inside_join, plan_steps, step_table
 from qprof.profile import FingerprintProfile
 from qprof.schema import Table
 from qprof.usage import ColumnUse, StatementUsage
@@ -208,7 +208,7 @@ def _from_usage(
             if (
                 use.role == "join"
                 and use.expression is None
-                and _inner_in_plan(fp, usage, table)
+                and is_scanned_inside_join(fp.plan, usage.tables, table)
             ):
                 if use.column.lower() not in {e.lower() for e in equal}:
                     keys = prefix + (IndexKey(use.column),)
@@ -282,17 +282,6 @@ def _sort_keys(
             if t.column.lower() not in skip
         ]
     return []
-
-
-def _inner_in_plan(fp: FingerprintProfile, usage: StatementUsage, table: str) -> bool:
-    for step in plan_steps(fp.plan):
-        if step_table(step.name, usage.tables).lower() != table.lower():
-            continue
-        if step.is_automatic or (
-            step.is_full_scan and not is_first_loop(step, fp.plan)
-        ):
-            return True
-    return False
 
 
 def _from_automatic_indexes(
