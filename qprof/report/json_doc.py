@@ -80,6 +80,12 @@ def recommendation_document(
         "ddl": pick.ddl,
         "where": pick.where,
         "statistics": pick.statistics,
+        "other_statistics": pick.other_statistics,
+        "vm_saving_other_statistics": (
+            None
+            if pick.vm_saving_other_statistics is None
+            else round(pick.vm_saving_other_statistics)
+        ),
         "saving": {
             "vm_steps": round(pick.vm_saving),
             "ns": round(pick.ns_saving),

@@ -228,6 +228,11 @@ def _recommendation_lines(result: RecommendationSet, width: int) -> list[str]:
         )
         if pick.statistics == "after ANALYZE" and pick.kind != "statistics":
             detail += "; assumes ANALYZE"
+        if pick.vm_saving_other_statistics is not None:
+            state = pick.other_statistics
+            if state == "none":
+                state = "without statistics"
+            detail += f" ({format_count(round(pick.vm_saving_other_statistics))} {state})"
         if pick.replaces:
             detail += f"; makes {', '.join(pick.replaces)} redundant"
         lines += textwrap.wrap(
