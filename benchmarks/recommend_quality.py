@@ -52,9 +52,13 @@ def main() -> None:
         expert_rows = [r for r in rows if r["expert"] is not None]
         never_worse = all(r["qprof"] <= r["expert"] for r in expert_rows)
         shares = [r["subset_share"] for r in rows if r["subset_share"] is not None]
-        print(f"never worse than .expert: {never_worse} ({len(expert_rows)} workloads compared)")
+        print(
+            f"never worse than .expert: {never_worse} ({len(expert_rows)} workloads compared)"
+        )
         if shares:
-            print(f"share of the best subset's saving: min {min(shares):.1%} over {len(shares)}")
+            print(
+                f"share of the best subset's saving: min {min(shares):.1%} over {len(shares)}"
+            )
 
 
 def workloads(folder: Path, cases_only: bool):  # type: ignore[no-untyped-def]
@@ -78,7 +82,9 @@ def workloads(folder: Path, cases_only: bool):  # type: ignore[no-untyped-def]
         yield case.name, case / "workload.sql", database
 
 
-def evaluate(name: str, workload: Path, database: Path, folder: Path, subset_max: int) -> dict:  # type: ignore[type-arg]
+def evaluate(
+    name: str, workload: Path, database: Path, folder: Path, subset_max: int
+) -> dict:  # type: ignore[type-arg]
     profile = replay_workload(workload, database)
     started = time.perf_counter()
     result = recommend_indexes(profile, database)
@@ -89,7 +95,9 @@ def evaluate(name: str, workload: Path, database: Path, folder: Path, subset_max
         "name": name,
         "none": profile.vm_step,
         "qprof": workload_vm(workload, database, picks, folder),
-        "expert": None if expert is None else workload_vm(workload, database, expert, folder),
+        "expert": None
+        if expert is None
+        else workload_vm(workload, database, expert, folder),
         "picks": len(picks),
         "seconds": elapsed,
         "subset_share": None,
@@ -97,7 +105,11 @@ def evaluate(name: str, workload: Path, database: Path, folder: Path, subset_max
     index_picks = [r for r in result.recommendations if r.kind != "statistics"]
     if index_picks:
         row["subset_share"] = best_subset_share(
-            profile, database, len(index_picks), [r.ddl for r in index_picks], subset_max
+            profile,
+            database,
+            len(index_picks),
+            [r.ddl for r in index_picks],
+            subset_max,
         )
     return row
 
@@ -144,7 +156,9 @@ def expert_indexes(profile, database: Path) -> list[str] | None:  # type: ignore
     return found
 
 
-def best_subset_share(profile, database: Path, budget: int, picked: list[str], limit: int):  # type: ignore[no-untyped-def]
+def best_subset_share(
+    profile, database: Path, budget: int, picked: list[str], limit: int
+):  # type: ignore[no-untyped-def]
     """Return qprof's saving over the best subset's, in the recommender's cost model."""
     source = apsw.Connection(str(database), flags=apsw.SQLITE_OPEN_READONLY)
     context = AnalysisContext(profile, profile.schema, Thresholds(), source)

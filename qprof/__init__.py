@@ -7,7 +7,49 @@ statements), ``fingerprint``, ``replay`` (measure on the database), ``profile``
 
 __version__ = "0.1.0"
 
+from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
+# ``qprof.load`` names both this function and the module qprof/load.py. The
+# module is imported here first: a later import of it finds it in sys.modules
+# and no longer rebinds the package's ``load``, which stays the function.
+import qprof.load as _load_module  # noqa: E402, F401
+
+# Likewise ``qprof.trace`` is the capture function (``with qprof.trace(path):``)
+# while ``from qprof.trace import ...`` still reads the trace module.
+import qprof.trace as _trace_module  # noqa: E402, F401
+from qprof.capture import context, trace  # noqa: E402
 from qprof.fingerprint import Fingerprint, fingerprint_sql  # noqa: E402
 from qprof.replay import replay_workload  # noqa: E402
 
-__all__ = ["Fingerprint", "__version__", "fingerprint_sql", "replay_workload"]
+if TYPE_CHECKING:
+    from qprof.frames import Profile
+
+
+def load(trace: str | Path, db: str | Path, **options: Any) -> "Profile":
+    """Return a trace's profile as pandas DataFrames; see ``qprof.frames.load_profile``.
+
+    ``recommend=True`` also runs the recommender (seconds on a large database).
+    """
+    from qprof.frames import load_profile
+
+    return load_profile(trace, db, **options)
+
+
+def replay_profile(workload: str | Path, db: str | Path, **options: Any) -> "Profile":
+    """Replay a workload and return its profile as DataFrames; see ``qprof.frames``."""
+    from qprof.frames import replay_profile as replay
+
+    return replay(workload, db, **options)
+
+
+__all__ = [
+    "Fingerprint",
+    "__version__",
+    "fingerprint_sql",
+    "replay_workload",
+    "load",
+    "replay_profile",
+    "trace",
+    "context",
+]

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -30,16 +30,19 @@ from qprof.check import (
     result_document,
 )
 from qprof.check import write_baseline as write_baseline_file
-from qprof.errors import QprofError
+from qprof.errors import OutputError, QprofError
 from qprof.load import profile_trace
 from qprof.profile import Measurement, WorkloadProfile
-from qprof.readers import ReadProgress, format_names
+from qprof.readers import ReadProgress, detect_format, format_names
 from qprof.recommend import RecommendationSet, RecommendOptions, recommend_indexes
 from qprof.recommend.migration import write_migration
 from qprof.replay import check_inputs, replay_workload
 from qprof.report import profile_document, render_text
 from qprof.report.text import plural
 from qprof.trace import TraceWriter
+
+if TYPE_CHECKING:
+    from qprof.frames import StatementRows
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -92,12 +95,12 @@ def main(verbose: int) -> None:
     signal.signal(signal.SIGTERM, _interrupt)
 
 
-def db_option(help_text: str) -> Callable[[F], F]:
+def db_option(help_text: str, required: bool = True) -> Callable[[F], F]:
     """Return the ``--db`` option, with the help text of the command's wording."""
     return click.option(
         "--db",
         "database",
-        required=True,
+        required=required,
         type=click.Path(path_type=Path),
         help=help_text,
     )
@@ -186,6 +189,27 @@ def analysis_options(command: F) -> F:
     return command
 
 
+def report_file_options(command: F) -> F:
+    """Add ``--html`` and ``--markdown``: report files written besides stdout's report."""
+    decorators = [
+        click.option(
+            "--html",
+            "html_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Also write a self-contained HTML report (tables and plots) to this file.",
+        ),
+        click.option(
+            "--markdown",
+            "markdown_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Also write a Markdown summary (for a pull-request comment) to this file.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
 def recommend_options(command: F) -> F:
     """Add the recommender's budgets, shared by replay and recommend."""
     defaults = RecommendOptions()
@@ -247,6 +271,7 @@ def recommend_options(command: F) -> F:
     help="Only measure: skip the analyzer and the recommender.",
 )
 @recommend_options
+@report_file_options
 def replay(
     workload: Path,
     database: Path,
@@ -266,6 +291,8 @@ def replay(
     scan_min_rows: int,
     n_plus_one_min: int,
     offset_min: int,
+    html_path: Path | None = None,
+    markdown_path: Path | None = None,
 ) -> None:
     """Replay a logged workload against a database: what it cost, why, and which indexes fix it.
 
@@ -290,6 +317,7 @@ def replay(
         )
     show_progress = sys.stderr.isatty() if progress is None else progress
     read_progress = ReadProgress()
+    rows = _statement_rows(html_path, markdown_path)
     with (
         _trace_writer(out, workload, database) as write,
         _progress_bar(show_progress, read_progress) as tick,
@@ -299,6 +327,8 @@ def replay(
             if write is not None:
                 write(measurement)
             tick()
+            if rows is not None:
+                rows.add(measurement)
 
         profile = replay_workload(
             workload,
@@ -318,16 +348,22 @@ def replay(
             profile, database, options, analysis, show_progress, migration
         )
     _print_result(profile, analysis, as_json, top, recommended)
+    _write_reports(profile, analysis, recommended, rows, html_path, markdown_path, top)
 
 
 @main.command()
 @click.argument("trace", type=click.Path(path_type=Path))
-@db_option("The SQLite database the trace ran against (never written).")
+@db_option(
+    "The SQLite database the trace ran against (never written). Optional for a "
+    "captured trace that recorded its schema: plans are then taken on an empty replica.",
+    required=False,
+)
 @strict_option
 @analysis_options
+@report_file_options
 def analyze(
     trace: Path,
-    database: Path,
+    database: Path | None,
     strict: bool,
     as_json: bool,
     top: int,
@@ -335,6 +371,8 @@ def analyze(
     scan_min_rows: int,
     n_plus_one_min: int,
     offset_min: int,
+    html_path: Path | None = None,
+    markdown_path: Path | None = None,
 ) -> None:
     """Analyze a saved trace: list what is wrong with its statements, costliest first.
 
@@ -350,10 +388,12 @@ def analyze(
         qprof analyze measured.jsonl --db sample_workloads/chinook/chinook.db
     """
     show_progress = sys.stderr.isatty() if progress is None else progress
-    profile = _read_trace(trace, database, strict, show_progress)
+    rows = _statement_rows(html_path, markdown_path)
+    profile = _read_trace(trace, database, strict, show_progress, rows)
     thresholds = Thresholds(scan_min_rows, n_plus_one_min, offset_min)
     analysis = analyze_profile(profile, database, thresholds)
     _print_result(profile, analysis, as_json, top)
+    _write_reports(profile, analysis, None, rows, html_path, markdown_path, top)
 
 
 @main.command()
@@ -362,6 +402,7 @@ def analyze(
 @strict_option
 @recommend_options
 @analysis_options
+@report_file_options
 def recommend(
     trace: Path,
     database: Path,
@@ -377,6 +418,8 @@ def recommend(
     scan_min_rows: int,
     n_plus_one_min: int,
     offset_min: int,
+    html_path: Path | None = None,
+    markdown_path: Path | None = None,
 ) -> None:
     """Recommend indexes for a saved trace, each measured on a scratch copy.
 
@@ -391,7 +434,8 @@ def recommend(
         qprof recommend measured.jsonl --db app.db --max-indexes 3 --migration migrations/
     """
     show_progress = sys.stderr.isatty() if progress is None else progress
-    profile = _read_trace(trace, database, strict, show_progress)
+    rows = _statement_rows(html_path, markdown_path)
+    profile = _read_trace(trace, database, strict, show_progress, rows)
     thresholds = Thresholds(scan_min_rows, n_plus_one_min, offset_min)
     analysis = analyze_profile(profile, database, thresholds)
     recommended = None
@@ -401,11 +445,16 @@ def recommend(
             profile, database, options, analysis, show_progress, migration
         )
     _print_result(profile, analysis, as_json, top, recommended)
+    _write_reports(profile, analysis, recommended, rows, html_path, markdown_path, top)
 
 
 @main.command()
 @click.argument("trace", type=click.Path(path_type=Path))
-@db_option("The SQLite database the trace ran against (never written).")
+@db_option(
+    "The SQLite database the trace ran against (never written). Optional for a "
+    "captured trace that recorded its schema.",
+    required=False,
+)
 @strict_option
 @click.option(
     "--fail-on",
@@ -439,7 +488,7 @@ def recommend(
 @threshold_options
 def check(
     trace: Path,
-    database: Path,
+    database: Path | None,
     strict: bool,
     fail_on: str,
     baseline: Path | None,
@@ -475,7 +524,9 @@ def check(
     analysis = analyze_profile(profile, database, thresholds, kinds)
     if write_baseline is not None:
         count = write_baseline_file(analysis, profile, write_baseline, kinds)
-        click.echo(f"Wrote {plural(count, 'accepted finding')} to {write_baseline}.", err=True)
+        click.echo(
+            f"Wrote {plural(count, 'accepted finding')} to {write_baseline}.", err=True
+        )
         return
     result = check_findings(analysis, profile, kinds, accepted, max_statements_per_test)
     _print_check(result, output)
@@ -513,6 +564,68 @@ def _print_check(result: CheckResult, output: str) -> None:
     )
 
 
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path(".qprof/run.jsonl"),
+    show_default=True,
+    help="Write the captured trace here.",
+)
+@db_option(
+    "Take plans on this database instead of an empty replica of the captured schema.",
+    required=False,
+)
+@analysis_options
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(
+    out: Path,
+    database: Path | None,
+    command: tuple[str, ...],
+    as_json: bool,
+    top: int,
+    progress: bool | None,
+    scan_min_rows: int,
+    n_plus_one_min: int,
+    offset_min: int,
+) -> None:
+    """Run a Python program with capture on, then analyze what it sent to SQLite.
+
+    Every apsw and sqlite3 connection the program opens is traced into --out;
+    then the trace is analyzed as `qprof analyze` does. The exit status is the
+    program's.
+
+    Example:
+
+    \b
+        qprof run --out trace.jsonl -- python app.py --port 8000
+    """
+    from qprof.capture.run import run_traced
+
+    try:
+        status = run_traced(command, out)
+    except OSError as error:
+        raise click.UsageError(
+            f"cannot run {command[0]}: {error.strerror or error}"
+        ) from None
+    if not out.exists() or not any(True for _ in _statement_lines(out)):
+        click.echo(f"qprof: no SQLite statement was traced into {out}.", err=True)
+        sys.exit(status)
+    profile = _read_trace(out, database, strict=False, show_progress=False)
+    thresholds = Thresholds(scan_min_rows, n_plus_one_min, offset_min)
+    analysis = analyze_profile(profile, database, thresholds)
+    _print_result(profile, analysis, as_json, top)
+    sys.exit(status)
+
+
+def _statement_lines(path: Path) -> Iterator[str]:
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            if line.startswith('{"sql"'):
+                yield line
+                return
+
+
 def _recommend_options(
     max_indexes: int, max_size: float | None, min_saving: float
 ) -> RecommendOptions:
@@ -523,13 +636,72 @@ def _recommend_options(
 
 
 def _read_trace(
-    trace: Path, database: Path, strict: bool, show_progress: bool
+    trace: Path,
+    database: Path | None,
+    strict: bool,
+    show_progress: bool,
+    rows: StatementRows | None = None,
 ) -> WorkloadProfile:
-    """Check the inputs, then read (or replay) the trace into a profile."""
-    check_inputs(trace, database)
+    """Check the inputs, then read (or replay) the trace into a profile.
+
+    ``rows``, when given, keeps every statement (for ``--html``/``--markdown``).
+    """
+    if database is None:
+        detect_format(trace)
+    else:
+        check_inputs(trace, database)
     read_progress = ReadProgress()
     with _progress_bar(show_progress, read_progress, "Reading"):
-        return profile_trace(trace, database, strict=strict, progress=read_progress)
+        return profile_trace(
+            trace,
+            database,
+            strict=strict,
+            progress=read_progress,
+            on_measurement=rows.add if rows is not None else None,
+        )
+
+
+def _statement_rows(
+    html_path: Path | None, markdown_path: Path | None
+) -> StatementRows | None:
+    """Return a collector of per-statement rows when a report file is asked for.
+
+    Raises ``OutputError`` before anything runs when a report's folder is missing.
+    """
+    if html_path is None and markdown_path is None:
+        return None
+    for path in (html_path, markdown_path):
+        if path is not None and not path.parent.is_dir():
+            raise OutputError(path, f"no such folder {path.parent}")
+    from qprof.frames import StatementRows
+
+    return StatementRows()
+
+
+def _write_reports(
+    profile: WorkloadProfile,
+    analysis: Analysis | None,
+    recommended: RecommendationSet | None,
+    rows: StatementRows | None,
+    html_path: Path | None,
+    markdown_path: Path | None,
+    top: int,
+) -> None:
+    """Write the --html and --markdown files and say on stderr where they went."""
+    if html_path is None and markdown_path is None:
+        return
+    # pandas and matplotlib are imported only when a report file is asked for.
+    from qprof.frames import Profile
+    from qprof.report.html import write_html
+    from qprof.report.markdown import write_markdown
+
+    frames = Profile.from_results(profile, analysis, recommended, rows)
+    if html_path is not None:
+        target = write_html(frames, html_path, top)
+        click.echo(f"Wrote the HTML report to {target}.", err=True)
+    if markdown_path is not None:
+        target = write_markdown(frames, markdown_path, top)
+        click.echo(f"Wrote the Markdown report to {target}.", err=True)
 
 
 def _recommend(

@@ -9,12 +9,14 @@ the same samples replay would. A trace without measurements is replayed.
 from __future__ import annotations
 
 import itertools
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import apsw
 
-from qprof.errors import WorkloadError
+from qprof.errors import DatabaseError, WorkloadError
 from qprof.fingerprint import fingerprint_sql
 from qprof.plan import explain_plan, is_readonly
 from qprof.profile import Measurement, ProfileBuilder, WorkloadProfile
@@ -26,6 +28,7 @@ from qprof.replay import (
     open_readonly,
     replay_workload,
 )
+from qprof.replica import REPLICA_MODE, REPLICA_NAME, captured_schema, open_replica
 from qprof.schema import read_schema
 
 _COUNTERS = (
@@ -40,21 +43,34 @@ _COUNTERS = (
 
 def profile_trace(
     trace: str | Path,
-    database: str | Path,
+    database: str | Path | None,
     *,
     strict: bool = False,
     progress: ReadProgress | None = None,
+    on_measurement: Callable[[Measurement], None] | None = None,
 ) -> WorkloadProfile:
     """Return the profile of a measured qprof trace, or replay an unmeasured one.
 
-    Raises ``WorkloadError`` for a file that is not a qprof trace, and
-    ``DatabaseError`` for a missing or non-SQLite database.
+    ``on_measurement`` is called with every statement's measurement, in order
+    (the DataFrames of ``qprof.load`` keep them). Raises ``WorkloadError`` for a
+    file that is not a qprof trace, and ``DatabaseError`` for a missing or
+    non-SQLite database. Without
+    ``database``, a captured trace's plans are taken on an empty replica of
+    the schema it recorded (``qprof.replica``); a trace without one, or that
+    needs replaying, raises ``DatabaseError``.
     """
     path = Path(trace)
     name = detect_format(path)
+    if database is None:
+        return _profile_on_replica(path, name, strict, progress, on_measurement)
     if name != "qprof" or not _is_measured(path):
         return replay_workload(
-            path, database, format=name, strict=strict, progress=progress
+            path,
+            database,
+            format=name,
+            strict=strict,
+            progress=progress,
+            on_measurement=on_measurement,
         )
     problems = ReadProblems(strict=strict)
     profile = WorkloadProfile(
@@ -82,12 +98,52 @@ def profile_trace(
                 except STATEMENT_ERRORS:
                     pass
             builder.add(measurement)
+            if on_measurement is not None:
+                on_measurement(measurement)
         builder.finish()
         profile.schema = read_schema(connection, database)
     finally:
         connection.close()
     profile.skipped_lines = problems.count
     profile.skipped = [str(problem) for problem in problems.problems]
+    return profile
+
+
+def _profile_on_replica(
+    path: Path,
+    name: str,
+    strict: bool,
+    progress: ReadProgress | None,
+    on_measurement: Callable[[Measurement], None] | None,
+) -> WorkloadProfile:
+    """Profile a captured trace whose database is gone, on an empty replica of its schema."""
+    if name != "qprof" or not _is_measured(path):
+        raise DatabaseError(
+            path, "this workload must be replayed: give its database with --db"
+        )
+    statements = captured_schema(path)
+    if not statements:
+        raise DatabaseError(
+            path, "the trace records no schema: give its database with --db"
+        )
+    replica = open_replica(statements)
+    try:
+        with tempfile.TemporaryDirectory(prefix="qprof-replica-") as folder:
+            copy = Path(folder) / "replica.db"
+            replica.execute("VACUUM INTO ?", (str(copy),))
+            profile = profile_trace(
+                path,
+                copy,
+                strict=strict,
+                progress=progress,
+                on_measurement=on_measurement,
+            )
+    finally:
+        replica.close()
+    profile.database = REPLICA_NAME
+    profile.mode = REPLICA_MODE
+    if profile.schema is not None:
+        profile.schema.path = ""
     return profile
 
 

@@ -8,6 +8,9 @@ from pathlib import Path
 import apsw
 import pytest
 
+from qprof.analyze import analyze_profile
+from qprof.replay import replay_workload
+
 ROWS = 2000
 
 
@@ -44,3 +47,30 @@ def write_file(tmp_path: Path):
         return path
 
     return write
+
+
+CASES = Path(__file__).resolve().parents[2] / "shared" / "cases"
+CASE_DIRS = sorted(p for p in CASES.glob("*") if (p / "expected.json").is_file())
+
+
+@pytest.fixture(scope="session")
+def case_databases(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("cases")
+    built = {}
+    for case in CASE_DIRS:
+        path = folder / f"{case.name}.db"
+        db = apsw.Connection(str(path))
+        db.execute((case / "schema.sql").read_text(encoding="utf-8"))
+        db.close()
+        built[case.name] = path
+    return built
+
+
+@pytest.fixture(scope="session")
+def analyses(case_databases):
+    results = {}
+    for case in CASE_DIRS:
+        database = case_databases[case.name]
+        profile = replay_workload(case / "workload.sql", database)
+        results[case.name] = (profile, analyze_profile(profile, database))
+    return results

@@ -1,4 +1,4 @@
-"""qprof check: clean passes, new problems fail, accepted ones pass, bad baselines are input errors."""
+"""qprof check: clean passes, new problems fail, accepted ones pass, bad baselines exit 2."""
 
 from __future__ import annotations
 
@@ -139,3 +139,22 @@ def test_unknown_kind_is_a_usage_error(items_db, write_file):
         "check", str(clean), "--db", str(items_db), "--fail-on", "slow_stuff"
     )
     assert result.exit_code == 2 and "unknown kind slow_stuff" in result.stderr
+
+
+def test_a_loop_of_writes_is_not_an_n_plus_one(items_db, write_file):
+    inserts = [
+        {
+            "sql": "INSERT INTO items (sku, category) VALUES (?, ?)",
+            "params": [f"n{i}", i],
+        }
+        for i in range(8)
+    ]
+    result = invoke(
+        "check",
+        str(trace(write_file, "t.jsonl", inserts)),
+        "--db",
+        str(items_db),
+        "--fail-on",
+        "n_plus_one",
+    )
+    assert result.exit_code == 0, result.stdout

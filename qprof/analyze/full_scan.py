@@ -26,8 +26,8 @@ def detect_full_scans(context: AnalysisContext) -> list[Finding]:
                 if not (step.is_full_scan or step.is_automatic):
                     continue
                 table = step_table(step.name, aliases)
-                if table.lower() in done:
-                    continue
+                if table.lower() in done or table.lower().startswith("sqlite_"):
+                    continue  # SQLite's own tables (sqlite_schema, stats) are not the app's
                 info = context.table_named(table)
                 if info is not None and info.kind != "table":
                     continue

@@ -38,8 +38,8 @@ def detect_n_plus_one(context: AnalysisContext) -> list[Finding]:
     findings = []
     for key, loops in by_fingerprint.items():
         fp = context.profile.fingerprints.get(key)
-        if fp is None:
-            continue
+        if fp is None or not fp.readonly:
+            continue  # a loop of writes wants executemany, not an N+1 rewrite
         findings.append(_finding(context, fp, loops, looping))
     return findings
 

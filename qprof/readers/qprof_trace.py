@@ -37,7 +37,7 @@ def _is_record(text: str) -> bool:
         record = json.loads(text)
     except ValueError:
         return False
-    return isinstance(record, dict) and ("sql" in record or TRACE_HEADER_KEY in record)
+    return isinstance(record, dict) and ("sql" in record or _is_meta(record))
 
 
 def read(
@@ -65,7 +65,7 @@ def read_records(
         if not isinstance(record, dict):
             problems.report(_bad_line(path, number, line))
             continue
-        if TRACE_HEADER_KEY in record and "sql" not in record:
+        if "sql" not in record and _is_meta(record):
             continue
         statement = _statement(record, source, number)
         if statement is None:
@@ -93,6 +93,13 @@ def _statement(record: dict[str, Any], source: str, number: int) -> Statement | 
         caller=_text_or_none(record.get("caller")),
         logged_ns=elapsed if isinstance(elapsed, int) else None,
         ts=float(ts) if isinstance(ts, (int, float)) else None,
+    )
+
+
+def _is_meta(record: dict[str, Any]) -> bool:
+    """Return True for the header and capture's other records (``qprof_schema``, ...)."""
+    return TRACE_HEADER_KEY in record or any(
+        isinstance(key, str) and key.startswith("qprof_") for key in record
     )
 
 

@@ -94,6 +94,8 @@ def _summary(profile: WorkloadProfile) -> str:
     where = (
         "on a snapshot copy (the workload writes; the original is untouched)"
         if profile.mode == "snapshot"
+        else "(plans only; no rows, no statistics)"
+        if profile.mode.startswith("trace (empty replica")
         else "on the original, opened read-only"
     )
     text = (
@@ -232,7 +234,9 @@ def _recommendation_lines(result: RecommendationSet, width: int) -> list[str]:
             state = pick.other_statistics
             if state == "none":
                 state = "without statistics"
-            detail += f" ({format_count(round(pick.vm_saving_other_statistics))} {state})"
+            detail += (
+                f" ({format_count(round(pick.vm_saving_other_statistics))} {state})"
+            )
         if pick.replaces:
             detail += f"; makes {', '.join(pick.replaces)} redundant"
         lines += textwrap.wrap(

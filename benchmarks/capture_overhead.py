@@ -1,0 +1,111 @@
+"""Print traced/untraced time ratios of qprof's capture.
+
+Three workloads: a tight loop of indexed point queries on apsw and on stdlib
+sqlite3 (the worst case: the statements themselves cost a few microseconds),
+and the sample app's test suite (sample_workloads/app/tests) run with and
+without ``--qprof``. Each is timed several times and the best run is kept.
+
+    python benchmarks/capture_overhead.py
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import apsw
+
+import qprof
+
+ROOT = Path(__file__).resolve().parent.parent
+QUERIES = 20_000
+ROWS = 10_000
+RUNS = 5
+
+
+def main() -> None:
+    """Measure and print the three ratios."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bench.db"
+        _build(path)
+        trace = Path(folder) / "trace.jsonl"
+        for name, loop in (("apsw", _apsw_loop), ("sqlite3", _stdlib_loop)):
+            plain = _best(lambda loop=loop: loop(path))
+            traced = _best(lambda loop=loop: _traced(loop, path, trace))
+            print(
+                f"{name:8} {QUERIES} point queries: untraced {plain * 1e3:7.1f} ms, "
+                f"traced {traced * 1e3:7.1f} ms, ratio {traced / plain:.2f}x"
+            )
+        plain = _best(lambda: _suite([]), runs=3)
+        traced = _best(lambda: _suite([f"--qprof={trace}"]), runs=3)
+        print(
+            f"sample app test suite: untraced {plain:5.2f} s, traced {traced:5.2f} s, "
+            f"ratio {traced / plain:.2f}x (pytest start-up included)"
+        )
+
+
+def _build(path: Path) -> None:
+    db = apsw.Connection(str(path))
+    db.execute(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, k INTEGER, v TEXT);"
+        "CREATE INDEX t_k ON t(k);"
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)"
+        "INSERT INTO t SELECT i, i * 7 % ?, 'v' || i FROM n",
+        (ROWS, ROWS),
+    )
+    db.close()
+
+
+def _apsw_loop(path: Path) -> None:
+    db = apsw.Connection(str(path))
+    for i in range(QUERIES):
+        db.execute("SELECT id, v FROM t WHERE k = ?", (i % ROWS,)).fetchall()
+    db.close()
+
+
+def _stdlib_loop(path: Path) -> None:
+    db = sqlite3.connect(path)
+    for i in range(QUERIES):
+        db.execute("SELECT id, v FROM t WHERE k = ?", (i % ROWS,)).fetchall()
+    db.close()
+
+
+def _traced(loop: Callable[[Path], None], path: Path, trace: Path) -> None:
+    with qprof.trace(trace):
+        loop(path)
+
+
+def _suite(options: list[str]) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            *options,
+            str(ROOT / "sample_workloads" / "app" / "tests"),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+
+
+def _best(run: Callable[[], None], runs: int = RUNS) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+if __name__ == "__main__":
+    main()

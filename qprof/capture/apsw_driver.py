@@ -1,0 +1,297 @@
+"""Capture for apsw: every new connection through ``apsw.connection_hooks``.
+
+Each traced connection gets a cursor factory, a subclass of its own, whose
+``execute``/``executemany`` time the statement and whose iteration counts the
+rows as the application fetches them. SQLite's statement counters come from a
+``trace_v2`` PROFILE callback that is a C-level ``deque.append``: no Python
+runs inside ``sqlite3_step`` (where a garbage collection that closes another
+shared-cache connection would deadlock); the events are read and matched to
+their statement by SQL text after the driver call returns.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from typing import Any
+
+import apsw
+
+from qprof.capture.recorder import Recorder, encode_bindings
+
+perf_counter_ns = time.perf_counter_ns
+_SCHEMA_SQL = "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid"
+_DDL_PREFIXES = ("CREAT", "DROP ", "ALTER")
+_EVENTS_KEPT = 256
+_COUNTERS = (
+    ("vm_step", "SQLITE_STMTSTATUS_VM_STEP"),
+    ("fullscan_step", "SQLITE_STMTSTATUS_FULLSCAN_STEP"),
+    ("sort", "SQLITE_STMTSTATUS_SORT"),
+    ("autoindex", "SQLITE_STMTSTATUS_AUTOINDEX"),
+)
+
+active: Recorder | None = None
+_connections: weakref.WeakSet[apsw.Connection] = weakref.WeakSet()
+_ids = iter(range(1_000_000_001, sys.maxsize))
+
+
+class ConnectionState:
+    """What the tracer keeps about one traced apsw connection."""
+
+    __slots__ = ("recorder", "id", "database", "dirty", "events", "counters")
+
+    def __init__(self, recorder: Recorder, database: str, counters: bool) -> None:
+        self.recorder = recorder
+        """Where its statements go."""
+        self.id = next(_ids)
+        """A number unique in this process (apsw's start at 1,000,000,001)."""
+        self.database = database
+        """The database file, or ``:memory:``."""
+        self.dirty = True
+        """The schema may have changed since the last snapshot."""
+        self.events: deque[dict[str, Any]] = deque(maxlen=_EVENTS_KEPT)
+        """PROFILE events not yet matched to a statement."""
+        self.counters = counters
+        """Whether the PROFILE callback is registered."""
+
+
+def install(recorder: Recorder, counters: bool = True) -> None:
+    """Trace every apsw connection opened from now on into ``recorder``."""
+    global active
+    active = recorder
+    hook = _hook_with_counters if counters else _hook_without_counters
+    if hook not in apsw.connection_hooks:
+        apsw.connection_hooks.append(hook)
+
+
+def uninstall() -> None:
+    """Stop tracing new connections; snapshot the schemas of those still open."""
+    global active
+    for hook in (_hook_with_counters, _hook_without_counters):
+        while hook in apsw.connection_hooks:
+            apsw.connection_hooks.remove(hook)
+    for connection in list(_connections):
+        state = _state_of(connection)
+        if state is not None and state.recorder is active:
+            snapshot_schema(connection, state)
+    active = None
+
+
+def attach_connection(
+    connection: apsw.Connection, recorder: Recorder, counters: bool = True
+) -> None:
+    """Trace an existing apsw connection into ``recorder``."""
+    state = ConnectionState(recorder, connection.filename or ":memory:", counters)
+    base = connection.cursor_factory
+    if isinstance(base, type) and issubclass(base, TracingCursor):
+        base = base.__mro__[1]
+    if not (isinstance(base, type) and issubclass(base, apsw.Cursor)):
+        # Limitation: a cursor factory that is not an apsw.Cursor subclass is left untraced.
+        return
+    connection.cursor_factory = type(
+        "TracedCursor", (TracingCursor, base), {"_qprof": state}
+    )
+    if counters:
+        connection.trace_v2(apsw.SQLITE_TRACE_PROFILE, state.events.append, id="qprof")
+    _connections.add(connection)
+
+
+def snapshot_schema(connection: apsw.Connection, state: ConnectionState) -> None:
+    """Record the CREATE statements of the connection's main database."""
+    state.dirty = False
+    try:
+        sql = [str(row[0]) for row in apsw.Cursor(connection).execute(_SCHEMA_SQL)]
+    except (apsw.ConnectionClosedError, apsw.ThreadingViolationError):
+        return
+    except Exception as error:
+        state.recorder.fail(error)
+        return
+    state.recorder.add_schema(state.database, state.id, sql)
+
+
+def _hook_with_counters(connection: apsw.Connection) -> None:
+    _hook(connection, True)
+
+
+def _hook_without_counters(connection: apsw.Connection) -> None:
+    _hook(connection, False)
+
+
+def _hook(connection: apsw.Connection, counters: bool) -> None:
+    recorder = active
+    if recorder is None or recorder.closed:
+        return
+    try:
+        attach_connection(connection, recorder, counters)
+    except Exception as error:  # the tracer never breaks the application
+        recorder.fail(error)
+
+
+def _state_of(connection: apsw.Connection) -> ConnectionState | None:
+    factory = getattr(connection, "cursor_factory", None)
+    return getattr(factory, "_qprof", None)
+
+
+class TracingCursor(apsw.Cursor):
+    """An apsw cursor that records each statement and counts rows as fetched."""
+
+    _qprof: ConnectionState
+    _qprof_measured: dict[str, Any] | None = None
+    _qprof_sql: str = ""
+    _qprof_changes: int = 0
+
+    def execute(self, statements: str, bindings: Any = None, **kwargs: Any) -> Any:
+        """Run ``statements`` as ``apsw.Cursor.execute`` does, and record them."""
+        state = self._qprof
+        if state.recorder.closed:
+            return super().execute(statements, bindings, **kwargs)
+        measured = self._qprof_begin(statements, bindings, sys._getframe(1))
+        start = perf_counter_ns()
+        try:
+            super().execute(statements, bindings, **kwargs)
+        except BaseException as error:
+            measured["elapsed_ns"] = perf_counter_ns() - start
+            measured["error"] = f"{type(error).__name__}: {error}"
+            self._qprof_done(measured)
+            raise
+        measured["elapsed_ns"] = perf_counter_ns() - start
+        return self._qprof_executed(measured)
+
+    def executemany(
+        self, statements: str, sequenceofbindings: Any, **kwargs: Any
+    ) -> Any:
+        """Run ``statements`` for each set of bindings, recorded as one statement."""
+        state = self._qprof
+        if state.recorder.closed:
+            return super().executemany(statements, sequenceofbindings, **kwargs)
+        bindings = sequenceofbindings
+        many = len(bindings) if isinstance(bindings, (list, tuple)) else None
+        first = bindings[0] if many else None
+        measured = self._qprof_begin(statements, first, sys._getframe(1), many)
+        start = perf_counter_ns()
+        try:
+            super().executemany(statements, sequenceofbindings, **kwargs)
+        except BaseException as error:
+            measured["elapsed_ns"] = perf_counter_ns() - start
+            measured["error"] = f"{type(error).__name__}: {error}"
+            self._qprof_done(measured)
+            raise
+        measured["elapsed_ns"] = perf_counter_ns() - start
+        return self._qprof_executed(measured)
+
+    def __next__(self) -> Any:
+        measured = self._qprof_measured
+        if measured is None:
+            return super().__next__()
+        start = perf_counter_ns()
+        try:
+            row = super().__next__()
+        except BaseException:
+            measured["elapsed_ns"] += perf_counter_ns() - start
+            self._qprof_done(measured)
+            raise
+        measured["elapsed_ns"] += perf_counter_ns() - start
+        measured["rows_returned"] += 1
+        return row
+
+    def fetchone(self) -> Any:
+        """Return the next row, or None at the end, counting it."""
+        try:
+            return self.__next__()
+        except StopIteration:
+            return None
+
+    @property
+    def get(self) -> Any:  # type: ignore[override]
+        """Return the remaining rows as ``apsw.Cursor.get`` does, counting them."""
+        measured = self._qprof_measured
+        value = apsw.Cursor.get.__get__(self)  # type: ignore[attr-defined]
+        if measured is not None:
+            if isinstance(value, list):
+                measured["rows_returned"] += len(value)
+            elif value is not None:
+                measured["rows_returned"] += 1
+            self._qprof_done(measured)
+        return value
+
+    def _qprof_begin(
+        self, sql: Any, bindings: Any, frame: Any, many: int | None = None
+    ) -> dict[str, Any]:
+        measured: dict[str, Any] = {
+            "elapsed_ns": 0,
+            "rows_returned": 0,
+            "rows_changed": 0,
+            "error": None,
+        }
+        if self._qprof.counters:
+            measured.update(vm_step=0, fullscan_step=0, sort=0, autoindex=0)
+        state = self._qprof
+        recorder = state.recorder
+        try:
+            if self._qprof_measured is not None:
+                self._qprof_done(self._qprof_measured)
+            connection = self.connection
+            if state.dirty:
+                snapshot_schema(connection, state)
+            text = sql if isinstance(sql, str) else str(sql)
+            if text.lstrip()[:5].upper() in _DDL_PREFIXES:
+                state.dirty = True
+            self._qprof_sql = text
+            self._qprof_changes = connection.total_changes()
+            record: dict[str, Any] = {"sql": text}
+            if bindings:
+                record["params"] = encode_bindings(bindings)
+            record["ts"] = time.time()
+            record["context"] = recorder.label()
+            record["caller"] = recorder.caller(frame)
+            record["thread"] = threading.current_thread().name
+            record["connection"] = state.id
+            record["database"] = state.database
+            record["driver"] = "apsw"
+            if many is not None:
+                record["executemany"] = many
+            record["measured"] = measured
+            recorder.add(record)
+        except Exception as error:
+            recorder.fail(error)
+        return measured
+
+    def _qprof_executed(self, measured: dict[str, Any]) -> Any:
+        try:
+            pending = self.has_vdbe
+        except apsw.ExecutionCompleteError:
+            pending = False  # every statement ran to completion inside execute
+        except Exception as error:
+            self._qprof.recorder.fail(error)
+            pending = False
+        if pending:
+            self._qprof_measured = measured
+        else:
+            self._qprof_done(measured)
+        return self
+
+    def _qprof_done(self, measured: dict[str, Any]) -> None:
+        """Add the PROFILE events of this cursor's SQL to ``measured``."""
+        self._qprof_measured = None
+        try:
+            changed = self.connection.total_changes() - self._qprof_changes
+            measured["rows_changed"] = max(changed, 0)
+        except Exception as error:
+            self._qprof.recorder.fail(error)
+        events = self._qprof.events
+        if not events:
+            return
+        text = self._qprof_sql
+        try:
+            while events:
+                event = events.popleft()
+                if event.get("sql", "") not in text:
+                    continue
+                status = event.get("stmt_status") or {}
+                for key, name in _COUNTERS:
+                    measured[key] += status.get(name, 0)
+        except Exception as error:
+            self._qprof.recorder.fail(error)

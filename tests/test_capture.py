@@ -1,0 +1,406 @@
+"""Capture: the tracing wrapper for apsw and sqlite3, its trace, and ``qprof run``."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import apsw
+import pytest
+from click.testing import CliRunner
+
+import qprof
+from qprof.analyze import Thresholds, analyze_profile
+from qprof.capture import CaptureError, attach
+from qprof.capture.recorder import TEXT_KEPT
+from qprof.cli import main
+from qprof.load import profile_trace
+from qprof.readers import ReadProblems
+from qprof.readers.qprof_trace import read_records
+from qprof.replica import REPLICA_MODE
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "sample_workloads" / "app"
+HERE = os.path.relpath(__file__)
+
+
+def records(path: Path) -> list[dict]:
+    problems = ReadProblems()
+    found = [record for _statement, record in read_records(path, problems)]
+    assert problems.count == 0, problems.problems
+    return found
+
+
+def line_of(path: Path, text: str) -> int:
+    """Return the 1-based line of ``path`` holding ``text`` (once)."""
+    lines = [
+        n for n, line in enumerate(path.read_text().splitlines(), 1) if text in line
+    ]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_records_stdlib_statement_with_caller_rows_and_measurements(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace):
+        db = sqlite3.connect(":memory:")
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, x INTEGER)")
+        db.executemany("INSERT INTO t (x) VALUES (?)", [(i,) for i in range(10)])
+        line = sys._getframe().f_lineno + 1
+        rows = db.execute("SELECT * FROM t WHERE x >= ?", (7,)).fetchall()
+        db.close()
+    assert len(rows) == 3
+    select = [r for r in records(trace) if r["sql"].startswith("SELECT")][0]
+    assert select["caller"] == f"{HERE}:{line}"
+    assert select["params"] == [7] and select["driver"] == "sqlite3"
+    assert select["database"] == ":memory:" and select["thread"] == "MainThread"
+    assert (
+        select["measured"]["rows_returned"] == 3
+        and select["measured"]["elapsed_ns"] > 0
+    )
+    insert = [r for r in records(trace) if r["sql"].startswith("INSERT")][0]
+    assert insert["executemany"] == 10 and insert["measured"]["rows_changed"] == 10
+
+
+def test_binds_every_sqlite_type_and_shortens_long_values(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    long_text = "a" * 5000
+    with qprof.trace(trace):
+        db = sqlite3.connect(":memory:")
+        db.execute("CREATE TABLE v (a, b, c, d, e, f)")
+        values = (None, 42, 2.5, "text", b"\x00\xff", long_text)
+        db.execute("INSERT INTO v VALUES (?, ?, ?, ?, ?, ?)", values)
+        db.execute(
+            "INSERT INTO v VALUES (:a, 1, 1, 1, 1, :b)", {"a": b"x" * 1000, "b": 7}
+        )
+    first, second = [
+        r["params"] for r in records(trace) if r["sql"].startswith("INSERT")
+    ]
+    assert first[:5] == [None, 42, 2.5, "text", {"$blob": "00ff"}]
+    assert first[5].startswith("a" * TEXT_KEPT) and first[5].endswith(
+        "[qprof: 5000 chars long]"
+    )
+    assert len(first[5]) < 300
+    assert second["a"] == {"$blob": "78" * 64, "$length": 1000} and second["b"] == 7
+
+
+def test_keeps_a_custom_factory_and_records_the_sql_sqlite_gets(tmp_path):
+    class Rewriting(sqlite3.Cursor):
+        def execute(self, sql, params=()):  # as Django's SQLiteCursorWrapper does
+            return super().execute(sql.replace("%s", "?"), params)
+
+    class MyConnection(sqlite3.Connection):
+        def cursor(self, factory=None):
+            return super().cursor(factory or Rewriting)
+
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace):
+        db = sqlite3.connect(":memory:", factory=MyConnection)
+        assert isinstance(db, MyConnection)
+        cursor = db.cursor()
+        cursor.execute("SELECT %s + 1", (1,))
+        assert isinstance(cursor, Rewriting) and cursor.fetchone() == (2,)
+    assert [r["sql"] for r in records(trace)] == ["SELECT ? + 1"]
+
+
+def test_apsw_records_counters_rows_and_errors(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace):
+        db = apsw.Connection(":memory:")
+        db.execute("CREATE TABLE t (x); INSERT INTO t VALUES (1), (2), (3)")
+        assert [r for r in db.execute("SELECT x FROM t WHERE x > ?", (1,))] == [
+            (2,),
+            (3,),
+        ]
+        with pytest.raises(apsw.SQLError):
+            db.execute("SELECT nope FROM t")
+    found = records(trace)
+    script, select, failed = found
+    assert script["measured"]["rows_changed"] == 3 and script["driver"] == "apsw"
+    assert select["measured"]["rows_returned"] == 2
+    assert (
+        select["measured"]["vm_step"] > 0 and select["measured"]["fullscan_step"] >= 2
+    )
+    assert failed["measured"]["error"].startswith("SQLError")
+
+
+def test_threads_and_several_connections_each_keep_their_records(tmp_path):
+    trace = tmp_path / "t.jsonl"
+
+    def work(number: int) -> None:
+        db = sqlite3.connect(tmp_path / f"db{number}.sqlite")
+        db.execute("CREATE TABLE IF NOT EXISTS t (x)")
+        with qprof.context(f"worker {number}"):
+            for i in range(50):
+                db.execute("INSERT INTO t VALUES (?)", (i,))
+        db.commit()
+        db.close()
+
+    with qprof.trace(trace):
+        threads = [
+            threading.Thread(target=work, args=(n,), name=f"w{n}") for n in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    inserts = [r for r in records(trace) if r["sql"].startswith("INSERT")]
+    assert len(inserts) == 200
+    assert len({r["connection"] for r in inserts}) == 4
+    assert {r["thread"] for r in inserts} == {"w0", "w1", "w2", "w3"}
+    assert {(r["thread"], r["context"]) for r in inserts} == {
+        (f"w{n}", f"worker {n}") for n in range(4)
+    }
+
+
+class _Subclass(sqlite3.Connection):
+    pass
+
+
+def test_attach_traces_connections_opened_before(tmp_path):
+    plain, subclassed = (
+        sqlite3.connect(":memory:"),
+        sqlite3.connect(":memory:", factory=_Subclass),
+    )
+    other = apsw.Connection(":memory:")
+    with pytest.raises(CaptureError):
+        attach(subclassed)
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace, context="early"):
+        attach(subclassed)
+        attach(other)
+        with pytest.raises(CaptureError):
+            attach(plain)
+        subclassed.execute("SELECT 1").fetchall()
+        other.execute("SELECT 2").fetchall()
+    assert [(r["sql"], r["context"]) for r in records(trace)] == [
+        ("SELECT 1", "early"),
+        ("SELECT 2", "early"),
+    ]
+
+
+def test_an_error_inside_the_tracer_is_counted_not_raised(tmp_path, monkeypatch):
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace) as tracer:
+        monkeypatch.setattr(tracer.recorder, "caller", lambda frame: 1 / 0)
+        db = sqlite3.connect(":memory:")
+        assert db.execute("SELECT 41 + 1").fetchone() == (42,)
+    assert tracer.failures == 1
+    assert '"failures": 1' in trace.read_text().splitlines()[-1]
+
+
+def test_analyzes_an_in_memory_database_on_a_replica_of_its_schema(tmp_path):
+    sys.path.insert(0, str(APP))
+    try:
+        import repository
+    finally:
+        sys.path.remove(str(APP))
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace, context="list page"):
+        db = repository.connect()
+        repository.seed(db)
+        repository.list_projects_with_owners(db)
+        repository.find_tasks_by_status(db, "done")
+        db.close()
+    profile = profile_trace(trace, None)
+    assert profile.mode == REPLICA_MODE
+    analysis = analyze_profile(profile, None, Thresholds(scan_min_rows=0))
+    kinds = {(f.kind, f.table, f.columns) for f in analysis.findings}
+    assert ("unindexed_filter", "tasks", ("status",)) in kinds
+    loop = [
+        f for f in analysis.findings if f.kind == "n_plus_one" and f.table == "users"
+    ][0]
+    line = line_of(APP / "repository.py", "owner = connection.execute(")
+    caller = f"sample_workloads/app/repository.py:{line}"
+    assert profile.fingerprints[loop.fingerprint].count == 8
+    assert os.path.relpath(ROOT / caller) == os.path.relpath(
+        list(profile.fingerprints[loop.fingerprint].callers)[0]
+    )
+
+
+def test_finds_the_n_plus_one_of_sqlalchemy_orm_code_at_its_caller(tmp_path):
+    pytest.importorskip("sqlalchemy")
+    sys.path.insert(0, str(APP))
+    try:
+        import orm
+    finally:
+        sys.path.remove(str(APP))
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace, context="orm"):
+        session = orm.make_session()
+        orm.seed(session)
+        orm.project_owner_names(session)
+    profile = profile_trace(trace, None)
+    analysis = analyze_profile(profile, None, Thresholds(scan_min_rows=0))
+    loops = [
+        f for f in analysis.findings if f.kind == "n_plus_one" and f.table == "users"
+    ]
+    assert len(loops) == 1
+    fp = profile.fingerprints[loops[0].fingerprint]
+    line = line_of(APP / "orm.py", "project.owner.name")
+    assert fp.count == 8
+    assert [
+        os.path.abspath(c.rsplit(":", 1)[0]) + ":" + c.rsplit(":", 1)[1]
+        for c in fp.callers
+    ] == [f"{APP / 'orm.py'}:{line}"]
+
+
+_GC_SCRIPT = """
+import gc, sqlite3, threading, apsw, sys
+import qprof
+URI = "file:memdb1?mode=memory&cache=shared"
+# apsw bundles its own SQLite, built without shared cache: share through the memdb VFS.
+APSW_URI = "file:/qprof-gc?vfs=memdb"
+FLAGS = apsw.SQLITE_OPEN_URI | apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+
+class Closer:
+    def __init__(self, connection):
+        self.connection = connection
+        self.cycle = self  # freed only by the cyclic GC, at any allocation
+    def __del__(self):
+        self.connection.close()
+
+def stdlib_worker(n):
+    keep = sqlite3.connect(URI, uri=True, check_same_thread=False, isolation_level=None)
+    for i in range(300):
+        Closer(sqlite3.connect(URI, uri=True, check_same_thread=False))
+        try:
+            keep.execute("INSERT INTO t VALUES (?, ?)", (n, "x" * 50))
+            list(keep.execute("SELECT * FROM t WHERE a = ? LIMIT 5", (n,)))
+        except sqlite3.OperationalError:  # shared-cache table locks
+            pass
+        if i % 50 == 0:
+            gc.collect()
+    keep.close()
+
+def apsw_worker(n):
+    keep = apsw.Connection(APSW_URI, flags=FLAGS)
+    for i in range(300):
+        Closer(apsw.Connection(APSW_URI, flags=FLAGS))
+        try:
+            keep.execute("INSERT INTO t VALUES (?, ?)", (n, "x" * 50))
+            list(keep.execute("SELECT * FROM t WHERE a = ? LIMIT 5", (n,)))
+        except (apsw.LockedError, apsw.BusyError):
+            pass
+        if i % 50 == 0:
+            gc.collect()
+    keep.close()
+
+gc.set_threshold(5, 1, 1)
+with qprof.trace(sys.argv[1]):
+    root = sqlite3.connect(URI, uri=True, check_same_thread=False)
+    root.execute("CREATE TABLE t (a, b)")
+    root.commit()
+    apsw_root = apsw.Connection(APSW_URI, flags=FLAGS)
+    apsw_root.execute("CREATE TABLE t (a, b)")
+    threads = [threading.Thread(target=f, args=(n,)) for n in range(3)
+               for f in (stdlib_worker, apsw_worker)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    root.close()
+    apsw_root.close()
+print("done")
+"""
+
+
+def test_shared_cache_and_garbage_collection_do_not_hang(tmp_path):
+    script = tmp_path / "gc_pressure.py"
+    script.write_text(_GC_SCRIPT)
+    trace = tmp_path / "t.jsonl"
+    done = subprocess.run(
+        [sys.executable, str(script), str(trace)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "done" and "Traceback" not in done.stderr
+    # Locked-table errors under shared cache vary the count; every worker must show up.
+    assert len(records(trace)) > 1500
+    assert len({r.get("thread") for r in records(trace)}) >= 7
+
+
+def test_a_crash_mid_write_loads_up_to_the_last_whole_line(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    script = textwrap.dedent(
+        """
+        import sqlite3, sys, qprof
+        with qprof.trace(sys.argv[1]):
+            db = sqlite3.connect(":memory:")
+            while True:
+                db.execute("SELECT ?, ?", (1, "x" * 200)).fetchall()
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script, str(trace)], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (
+            not trace.exists() or trace.stat().st_size < 2_000_000
+        ):
+            time.sleep(0.01)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    problems = ReadProblems()
+    loaded = list(read_records(trace, problems))
+    assert len(loaded) > 1000
+    cut = not trace.read_bytes().endswith(b"\n")
+    assert problems.count == (1 if cut else 0)
+
+
+def test_sigterm_flushes_the_buffer(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    script = textwrap.dedent(
+        """
+        import os, signal, sqlite3, sys, qprof
+        with qprof.trace(sys.argv[1]):
+            db = sqlite3.connect(":memory:")
+            for i in range(10):
+                db.execute("SELECT ?", (i,)).fetchall()
+            os.kill(os.getpid(), signal.SIGTERM)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(trace)], cwd=ROOT, timeout=60
+    )
+    assert done.returncode == -signal.SIGTERM
+    assert len(records(trace)) == 10
+
+
+def test_qprof_run_keeps_the_exit_code_and_prints_the_analysis(tmp_path):
+    program = tmp_path / "app.py"
+    program.write_text(
+        textwrap.dedent(
+            f"""
+            import sys
+            sys.path.insert(0, {str(APP)!r})
+            import repository
+            db = repository.connect()
+            repository.seed(db)
+            repository.find_tasks_by_status(db, "done")
+            sys.exit(3)
+            """
+        )
+    )
+    out = tmp_path / "run.jsonl"
+    result = CliRunner().invoke(
+        main, ["run", "--out", str(out), "--", sys.executable, str(program)]
+    )
+    assert result.exit_code == 3, result.output
+    assert "unindexed_filter" in result.output and "tasks(status)" in result.output
+    assert "against an empty replica of the captured schema" in result.output.replace(
+        "\n", " "
+    )
+
+
+def test_qprof_run_help_has_an_example():
+    result = CliRunner().invoke(main, ["run", "--help"])
+    assert result.exit_code == 0 and "Example:" in result.output

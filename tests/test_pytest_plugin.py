@@ -1,0 +1,104 @@
+"""The pytest plugin, through pytester: inert without --qprof, a summary with it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "sample_workloads" / "app"
+
+
+def test_is_inert_without_the_option(pytester):
+    pytester.makepyfile(
+        test_inert="""
+        import sqlite3
+
+        def test_nothing_is_patched(pytestconfig):
+            assert pytestconfig.pluginmanager.get_plugin("qprof-capture") is None
+            assert sqlite3.connect.__name__ == "connect"
+            sqlite3.connect(":memory:").execute("SELECT 1")
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    assert "= qprof =" not in result.stdout.str()
+    assert not (pytester.path / ".qprof").exists()
+
+
+def test_summary_names_the_n_plus_one_its_test_and_caller_line(pytester):
+    pytester.makepyfile(
+        test_loop="""
+        import sqlite3
+
+        def test_loop():
+            db = sqlite3.connect(":memory:")
+            db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+            db.executemany("INSERT INTO users (name) VALUES (?)", [("a",)] * 9)
+            for i in range(1, 9):
+                db.execute("SELECT name FROM users WHERE id = ?", (i,)).fetchone()
+        """
+    )
+    result = pytester.runpytest("--qprof=trace.jsonl")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*= qprof =*",
+            "qprof: 10 statements (3 fingerprints) in 1 tests*trace: trace.jsonl",
+            "*n_plus_one [[]*[]] users(id): SELECT name FROM users WHERE id = ?",
+            "      8x at test_loop.py:8 in test_loop.py::test_loop",
+        ]
+    )
+    assert (pytester.path / "trace.jsonl").exists()
+
+
+def test_sample_app_suite_summary_names_tests_callers_and_unindexed_column(tmp_path):
+    trace = tmp_path / "trace.jsonl"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--qprof-top=20",
+            f"--qprof={trace}",
+            str(APP / "tests"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    out = done.stdout
+    assert done.returncode == 0, out[-3000:]
+    lines = (APP / "repository.py").read_text().splitlines()
+    loop_line = 1 + next(
+        n for n, text in enumerate(lines) if "owner = connection.execute(" in text
+    )
+    status_line = (
+        1 + next(n for n, text in enumerate(lines) if "WHERE status = ?" in text) - 1
+    )
+    orm_lines = (APP / "orm.py").read_text().splitlines()
+    orm_line = 1 + next(
+        n for n, text in enumerate(orm_lines) if "project.owner.name" in text
+    )
+    assert "] users(id): SELECT name FROM users WHERE id = ?" in out
+    assert (
+        f"8x at sample_workloads/app/repository.py:{loop_line} in "
+        "sample_workloads/app/tests/test_repository.py::test_list_projects_with_owners"
+    ) in out
+    assert (
+        "  unindexed_filter [" in out
+        and "] tasks(status): SELECT id, title FROM tasks" in out
+    )
+    assert f"at sample_workloads/app/repository.py:{status_line} in " in out
+    assert (
+        f"8x at sample_workloads/app/orm.py:{orm_line} in "
+        "sample_workloads/app/tests/test_orm.py::test_project_owner_names"
+    ) in out
