@@ -49,6 +49,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Fingerprints and findings to list in the qprof summary (default 5).",
     )
     group.addoption(
+        "--qprof-fail-on",
+        default=None,
+        metavar="KINDS",
+        help="Fail the test that produced a finding of these kinds (comma-separated, e.g. "
+        "n_plus_one), naming the statement and the caller line.",
+    )
+    group.addoption(
+        "--qprof-baseline",
+        default=None,
+        metavar="FILE",
+        help="Findings accepted by this qprof check baseline do not fail tests.",
+    )
+    group.addoption(
         "--qprof-n-plus-one-min",
         type=int,
         default=5,
@@ -84,6 +97,9 @@ class QprofPlugin:
         self.tracer: Tracer | None = None
         if not self.is_controller:
             self.tracer = Tracer(trace_path, flush_on_signals=False).start()
+        self.gate = TestGate.from_config(config, trace_path.parent)
+        if self.gate is not None and self.tracer is not None and self.tracer.recorder:
+            self.tracer.recorder.listeners.append(self.gate.take)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, Any, Any]:
@@ -95,6 +111,19 @@ class QprofPlugin:
         finally:
             if self.tracer is not None:
                 self.tracer.set_context(None)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, Any, Any]:
+        """Fail a passing test whose statements hold a finding the team has not accepted."""
+        report = yield
+        if self.gate is not None and call.when == "call" and report.passed:
+            problems = self.gate.problems(item.nodeid)
+            if problems:
+                report.outcome = "failed"
+                report.longrepr = "\n".join(problems)
+        return report
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -124,6 +153,93 @@ class QprofPlugin:
 
 
 PLUGIN_KEY = pytest.StashKey[QprofPlugin]()
+
+
+class TestGate:
+    """``--qprof-fail-on``: analyse each test's own statements as it ends.
+
+    Records are kept per test id as the tracer takes them; when a test's call
+    phase passes, its records (with every schema snapshot seen so far) are
+    written to a small trace, profiled on an empty replica and analysed for the
+    failing kinds; findings the baseline accepts are let through.
+    """
+
+    __test__ = False  # not a test class, whatever its name
+
+    def __init__(
+        self, kinds: tuple[str, ...], accepted: set[tuple[str, ...]], folder: Path
+    ):
+        self.kinds = kinds
+        self.accepted = accepted
+        self.folder = folder
+        self.schemas: list[dict[str, Any]] = []
+        self.by_test: dict[str, list[dict[str, Any]]] = {}
+
+    @classmethod
+    def from_config(cls, config: pytest.Config, folder: Path) -> TestGate | None:
+        """Return the gate the options ask for, or None without ``--qprof-fail-on``."""
+        kinds_text = config.getoption("qprof_fail_on", None)
+        if not kinds_text:
+            return None
+        from qprof.analyze import FINDING_KINDS
+        from qprof.check import read_baseline
+
+        kinds = tuple(k.strip() for k in kinds_text.split(",") if k.strip())
+        unknown = [k for k in kinds if k not in FINDING_KINDS]
+        if unknown:
+            raise pytest.UsageError(
+                f"--qprof-fail-on: unknown kind {', '.join(unknown)}; "
+                f"choose among {', '.join(FINDING_KINDS)}"
+            )
+        baseline = config.getoption("qprof_baseline", None)
+        accepted = read_baseline(baseline) if baseline else set()
+        return cls(kinds, accepted, folder)
+
+    def take(self, record: dict[str, Any]) -> None:
+        """Keep ``record`` under its test id (a Recorder listener)."""
+        if "sql" not in record:
+            self.schemas.append(record)
+            return
+        label = record.get("context")
+        if label:
+            self.by_test.setdefault(label, []).append(record)
+
+    def problems(self, nodeid: str) -> list[str]:
+        """Return a line per new finding in the statements of test ``nodeid``."""
+        records = self.by_test.pop(nodeid, [])
+        if not records:
+            return []
+        from qprof.analyze import Thresholds, analyze_profile
+        from qprof.check import baseline_key
+        from qprof.errors import QprofError
+        from qprof.load import profile_trace
+        from qprof.trace import TRACE_HEADER_KEY
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / "qprof-test.jsonl"
+        lines = [json.dumps({TRACE_HEADER_KEY: 1})]
+        lines += [json.dumps(r, default=repr) for r in self.schemas + records]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        try:
+            profile = profile_trace(path, None)
+        except QprofError as error:
+            return [f"qprof could not analyse this test's statements: {error}"]
+        finally:
+            path.unlink(missing_ok=True)
+        analysis = analyze_profile(profile, None, Thresholds(), kinds=self.kinds)
+        found = []
+        for finding in analysis.findings:
+            if baseline_key(finding) in self.accepted:
+                continue
+            fp = profile.fingerprints.get(finding.fingerprint or "")
+            callers = sorted(fp.callers, key=lambda c: -fp.callers[c]) if fp else []
+            found.append(
+                f"qprof: new {finding.kind} in this test: {finding.message}\n"
+                f"    statement: {' '.join((finding.sql or '').split())[:200]}\n"
+                f"    caller: {callers[0] if callers else 'unknown'}\n"
+                f"    -> {finding.advice}"
+            )
+        return found
 
 
 def summarize_trace(path: Path, top: int = 5, n_plus_one_min: int = 5) -> list[str]:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,3 +104,63 @@ def test_sample_app_suite_summary_names_tests_callers_and_unindexed_column(tmp_p
         f"8x at sample_workloads/app/orm.py:{orm_line} in "
         "sample_workloads/app/tests/test_orm.py::test_project_owner_names"
     ) in out
+
+
+GATED = """
+import sqlite3
+
+def users():
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+    db.executemany("INSERT INTO users (name) VALUES (?)", [("a",)] * 9)
+    return db
+
+def test_loop():
+    db = users()
+    for i in range(1, 9):
+        db.execute("SELECT name FROM users WHERE id = ?", (i,)).fetchone()
+
+def test_batched():
+    db = users()
+    db.execute("SELECT name FROM users WHERE id IN (1, 2, 3, 4, 5, 6, 7, 8)").fetchall()
+"""
+
+
+def test_fail_on_fails_the_test_that_made_the_n_plus_one(pytester):
+    pytester.makepyfile(test_gate=GATED)
+    result = pytester.runpytest("--qprof=trace.jsonl", "--qprof-fail-on=n_plus_one")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*_ test_loop _*",
+            "qprof: new n_plus_one in this test: Ran 8 times*",
+            "    statement: SELECT name FROM users WHERE id = ?",
+            "    caller: test_gate.py:12",
+        ]
+    )
+    assert "test_batched FAILED" not in result.stdout.str()
+
+
+def test_fail_on_lets_findings_the_baseline_accepts_pass(pytester):
+    pytester.makepyfile(test_gate=GATED)
+    from qprof.fingerprint import fingerprint_sql
+
+    loop = fingerprint_sql("SELECT name FROM users WHERE id = ?").id
+    pytester.makefile(
+        ".json",
+        baseline=f'{{"qprof_baseline": 1, "accepted": [{{"kind": "n_plus_one", '
+        f'"fingerprint": "{loop}"}}]}}',
+    )
+    result = pytester.runpytest(
+        "--qprof=trace.jsonl",
+        "--qprof-fail-on=n_plus_one",
+        "--qprof-baseline=baseline.json",
+    )
+    result.assert_outcomes(passed=2)
+
+
+def test_fail_on_rejects_an_unknown_kind(pytester):
+    pytester.makepyfile(test_gate=GATED)
+    result = pytester.runpytest("--qprof", "--qprof-fail-on=slow")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--qprof-fail-on: unknown kind slow*"])

@@ -18,6 +18,7 @@ import signal
 import sys
 import sysconfig
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import CodeType, FrameType
 from typing import IO, Any
@@ -71,6 +72,8 @@ class Recorder:
         """Statements (or snapshots) the tracer could not record."""
         self.last_failure: str | None = None
         self._buffer: list[dict[str, Any]] = []
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        """Called with every record as it is taken (the pytest plugin's per-test gate)."""
         self._lock = threading.Lock()
         self._closed = False
         self._skip_code: dict[CodeType, str] = {}
@@ -101,6 +104,13 @@ class Recorder:
         self._buffer.append(record)
         if "sql" in record:
             self.statements += 1
+        for listener in self.listeners:
+            try:
+                listener(record)
+            except (
+                Exception
+            ) as error:  # a listener's failure is the tracer's, not the app's
+                self.fail(error)
         if len(self._buffer) >= FLUSH_EVERY:
             self.flush()
 
