@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 
-MIN_VM_GAIN = 0.05
+MIN_VM_GAIN = 0.03
 """A pick must make the statements it serves this much cheaper in VM steps..."""
 MIN_TIME_GAIN = 0.10
 """... or this much faster in measured time."""
