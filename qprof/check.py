@@ -126,6 +126,10 @@ def read_baseline(path: str | Path) -> set[tuple[str, ...]]:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise WorkloadError(
+            path, 0, "a qprof baseline (UTF-8 JSON)", "binary data"
+        ) from None
     except OSError as error:
         reason = error.strerror or str(error)
         raise WorkloadError(path, 0, "a qprof baseline file", reason) from None

@@ -12,6 +12,7 @@ import logging
 import shutil
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,6 +49,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_FINDINGS = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
 PROGRESS_EVERY = 512
 
@@ -64,6 +66,17 @@ class QprofGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted; no snapshot copy is left behind.", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception:
+            # Exit 1 means "findings" to `qprof check`: a bug must not look like one.
+            traceback.print_exc()
+            click.echo(
+                "Error: qprof failed on an internal error (the traceback above); "
+                "please report it.",
+                err=True,
+            )
+            ctx.exit(EXIT_INTERNAL)
 
 
 @click.group(cls=QprofGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -82,7 +95,7 @@ def main(verbose: int) -> None:
 
     Exit status: 0 done, 1 findings that `qprof check` fails on, 2 bad input (a
     missing file, a database that is not SQLite, a bad line under --strict),
-    130 interrupted.
+    3 an internal error (a bug), 130 interrupted.
     """
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(
@@ -210,6 +223,21 @@ def report_file_options(command: F) -> F:
     return command
 
 
+def _writable_folder(
+    ctx: click.Context, param: click.Parameter, value: Path | None
+) -> Path | None:
+    """Check a folder option before any work starts: it exists or can be made."""
+    if value is None:
+        return None
+    try:
+        value.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise click.BadParameter(
+            f"cannot make folder {value}: {error.strerror}"
+        ) from None
+    return value
+
+
 def recommend_options(command: F) -> F:
     """Add the recommender's budgets, shared by replay and recommend."""
     defaults = RecommendOptions()
@@ -242,6 +270,7 @@ def recommend_options(command: F) -> F:
         click.option(
             "--migration",
             type=click.Path(file_okay=False, path_type=Path),
+            callback=_writable_folder,
             help="Write the picks as DIR/<timestamp>_qprof_indexes/{up,down}.sql.",
         ),
     ]
@@ -611,9 +640,14 @@ def run(
     if not out.exists() or not any(True for _ in _statement_lines(out)):
         click.echo(f"qprof: no SQLite statement was traced into {out}.", err=True)
         sys.exit(status)
-    profile = _read_trace(out, database, strict=False, show_progress=False)
-    thresholds = Thresholds(scan_min_rows, n_plus_one_min, offset_min)
-    analysis = analyze_profile(profile, database, thresholds)
+    try:
+        profile = _read_trace(out, database, strict=False, show_progress=False)
+        thresholds = Thresholds(scan_min_rows, n_plus_one_min, offset_min)
+        analysis = analyze_profile(profile, database, thresholds)
+    except QprofError as error:
+        # The program ran: its exit status stands, whatever the analysis makes of it.
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(status)
     _print_result(profile, analysis, as_json, top)
     sys.exit(status)
 

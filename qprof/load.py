@@ -121,11 +121,9 @@ def _profile_on_replica(
         raise DatabaseError(
             path, "this workload must be replayed: give its database with --db"
         )
+    # A capture that created no table (SELECT 1, say) has an empty schema: the
+    # replica is then an empty database, which is what the statements saw.
     statements = captured_schema(path)
-    if not statements:
-        raise DatabaseError(
-            path, "the trace records no schema: give its database with --db"
-        )
     replica = open_replica(statements)
     try:
         with tempfile.TemporaryDirectory(prefix="qprof-replica-") as folder:
@@ -150,7 +148,9 @@ def _profile_on_replica(
 def _measurement(
     statement, fingerprint, record: dict[str, Any], readonly: bool
 ) -> Measurement:  # type: ignore[no-untyped-def]
-    measured = record.get("measured") or {}
+    measured = record.get("measured")
+    if not isinstance(measured, dict):
+        measured = {}
     values = {key: _int(measured.get(key)) for key in _COUNTERS}
     error = measured.get("error")
     measurement = Measurement(

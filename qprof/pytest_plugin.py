@@ -75,7 +75,12 @@ def pytest_configure(config: pytest.Config) -> None:
     path = config.getoption("qprof", None)
     if path is None:
         return
-    plugin = QprofPlugin(config, Path(path))
+    from qprof.errors import QprofError
+
+    try:
+        plugin = QprofPlugin(config, Path(path))
+    except QprofError as error:
+        raise pytest.UsageError(f"--qprof: {error}") from None
     config.stash[PLUGIN_KEY] = plugin
     config.pluginmanager.register(plugin, "qprof-capture")
 

@@ -45,7 +45,10 @@ def captured_schema(path: str | Path) -> list[str]:
                 record = json.loads(line)[SCHEMA_KEY]
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut off by a crash: the reader reports it
-            for sql in record.get("sql") or []:
+            statements = record.get("sql") if isinstance(record, dict) else None
+            if not isinstance(statements, list):
+                continue  # not a schema record qprof wrote
+            for sql in statements:
                 match = _OBJECT.match(str(sql))
                 if match is None:
                     continue

@@ -396,7 +396,7 @@ def test_qprof_run_keeps_the_exit_code_and_prints_the_analysis(tmp_path):
     )
     assert result.exit_code == 3, result.output
     assert "unindexed_filter" in result.output and "tasks(status)" in result.output
-    assert "against an empty replica of the captured schema" in result.output.replace(
+    assert "plans taken on an empty replica of the captured schema" in result.output.replace(
         "\n", " "
     )
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import qprof
 from qprof.capture import TRACE_ENV
+from qprof.errors import OutputError
 
 _SITECUSTOMIZE = """\
 import sys
@@ -25,25 +26,34 @@ try:
 except Exception as error:  # the traced program must run even when capture cannot
     sys.stderr.write(f"qprof: capture did not start: {type(error).__name__}: {error}\\n")
 # Import the program's own sitecustomize, if it has one.
+# (While this module is being imported its name is already taken, so the
+# program's own one is loaded under it by path, not by import.)
+import importlib.util as _util
 sys.path[:] = [p for p in sys.path if p != _here]
-del sys.modules["sitecustomize"]
-try:
-    import sitecustomize  # noqa: F401
-except ImportError:
-    pass
+for _folder in sys.path:
+    _spec = _util.spec_from_file_location("sitecustomize", f"{_folder or '.'}/sitecustomize.py")
+    if _spec is not None and _spec.loader is not None:
+        try:
+            _spec.loader.exec_module(_util.module_from_spec(_spec))
+        except FileNotFoundError:
+            continue
+        break
 """
 
 
 def run_traced(command: Sequence[str], trace: Path) -> int:
     """Run ``command`` (a Python program) with capture on; return its exit status.
 
-    Raises ``FileNotFoundError`` when the program cannot be found.
+    Raises ``OutputError`` when the trace cannot be written (before the program
+    starts) and ``FileNotFoundError`` when the program cannot be found.
     """
     # Limitation: only Python programs are traced (sitecustomize); a child
     # interpreter without qprof installed runs untraced.
-    trace.parent.mkdir(parents=True, exist_ok=True)
-    if trace.exists():
-        trace.unlink()
+    try:
+        trace.parent.mkdir(parents=True, exist_ok=True)
+        trace.write_text("", encoding="utf-8")
+    except OSError as error:
+        raise OutputError(trace, error.strerror or str(error)) from None
     package_root = str(Path(qprof.__file__).resolve().parent.parent)
     with tempfile.TemporaryDirectory(prefix="qprof-run-") as folder:
         Path(folder, "sitecustomize.py").write_text(_SITECUSTOMIZE, encoding="utf-8")

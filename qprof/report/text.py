@@ -91,17 +91,28 @@ def format_count(n: int) -> str:
 
 
 def _summary(profile: WorkloadProfile) -> str:
-    where = (
-        "on a snapshot copy (the workload writes; the original is untouched)"
-        if profile.mode == "snapshot"
-        else "(plans only; no rows, no statistics)"
-        if profile.mode.startswith("trace (empty replica")
-        else "on the original, opened read-only"
+    counted = (
+        f"{plural(profile.statements, 'statement')} "
+        f"({plural(len(profile.fingerprints), 'fingerprint')}) from {profile.workload} "
+        f"[{profile.format}]"
     )
+    if profile.mode.startswith("trace"):
+        # Nothing ran: the measurements are the trace's own (replay --out, capture).
+        where = (
+            "plans taken on an empty replica of the captured schema (no rows, no statistics)"
+            if "replica" in profile.mode
+            else f"plans taken on {profile.database}"
+        )
+        head = f"Read {counted} with the measurements the trace recorded; {where}."
+    else:
+        where = (
+            "on a snapshot copy (the workload writes; the original is untouched)"
+            if profile.mode == "snapshot"
+            else "on the original, opened read-only"
+        )
+        head = f"Replayed {counted} against {profile.database} {where}."
     text = (
-        f"Replayed {plural(profile.statements, 'statement')} "
-        f"({plural(len(profile.fingerprints), 'fingerprint')}) "
-        f"from {profile.workload} [{profile.format}] against {profile.database} {where}.\n"
+        f"{head}\n"
         f"Measured time {format_duration(profile.total_ns)}, {format_count(profile.vm_step)} "
         f"VM steps; {plural(profile.error_count, 'failed statement')}; "
         f"{plural(profile.skipped_lines, 'skipped line')}."
