@@ -141,8 +141,8 @@ class FingerprintProfile:
     """The first statements, then the costliest ones (see ``SAMPLES_FIRST``)."""
     callers: dict[str, int] = field(default_factory=dict)
     """Application ``file:line`` callers and how often each sent it."""
-    sample_floor_ns: int = 0
-    """The cheapest of the costliest samples: a statement must beat it to be kept."""
+    sample_floor: int = 0
+    """VM steps of the cheapest of the costliest samples: a statement must beat it."""
 
     @property
     def plan(self) -> Plan:
@@ -320,15 +320,17 @@ class ProfileBuilder:
         return found
 
     def _add_sample(self, fp: FingerprintProfile, measurement: Measurement) -> None:
+        """Keep the first statements, then the costliest in VM steps (deterministic)."""
         samples = fp.samples
         full = SAMPLES_FIRST + SAMPLES_COSTLIEST
-        if len(samples) >= full and measurement.elapsed_ns <= fp.sample_floor_ns:
+        cost = measurement.vm_step
+        if len(samples) >= full and cost <= fp.sample_floor:
             return
         if len(samples) >= SAMPLES_FIRST:
             costly = samples[SAMPLES_FIRST:]
             if len(costly) >= SAMPLES_COSTLIEST:
-                cheapest = min(range(len(costly)), key=lambda i: costly[i].elapsed_ns)
-                if costly[cheapest].elapsed_ns >= measurement.elapsed_ns:
+                cheapest = min(range(len(costly)), key=lambda i: costly[i].vm_step)
+                if costly[cheapest].vm_step >= cost:
                     return
                 del samples[SAMPLES_FIRST + cheapest]
         statement = measurement.statement
@@ -342,7 +344,7 @@ class ProfileBuilder:
             )
         )
         if len(samples) >= full:
-            fp.sample_floor_ns = min(s.elapsed_ns for s in samples[SAMPLES_FIRST:])
+            fp.sample_floor = min(s.vm_step for s in samples[SAMPLES_FIRST:])
 
     def _add_plan(self, fp: FingerprintProfile, measurement: Measurement) -> None:
         plan = measurement.plan

@@ -149,8 +149,8 @@ def _walk(tree: exp.Expression, schema: Schema) -> StatementUsage:
         _collect_selected(scope, sources, usage)
         for condition in _conditions(scope.expression):  # type: ignore[arg-type]
             _add_predicate(condition, scope, sources, number, schema, usage)
-        usage.order_by += _sort_keys(scope, "order", sources, number)
-        usage.group_by += _sort_keys(scope, "group", sources, number)
+        usage.order_by += _sort_keys(scope, "order", sources, number, schema)
+        usage.group_by += _sort_keys(scope, "group", sources, number, schema)
     if scopes:
         usage.has_limit = scopes[-1].expression.args.get("limit") is not None
     # Correlated predicates were met before their outer scope named its aliases.
@@ -402,7 +402,7 @@ def _collect_selected(
 
 
 def _sort_keys(
-    scope: Scope, key: str, sources: dict[str, str], number: int
+    scope: Scope, key: str, sources: dict[str, str], number: int, schema: Schema
 ) -> list[SortKey]:
     clause = scope.expression.args.get(key)
     if clause is None:
@@ -432,7 +432,9 @@ def _sort_keys(
         keys.append(
             SortKey(
                 table=table,
-                column=expression if expression is not None else columns[0].name,
+                column=expression
+                if expression is not None
+                else _column_name(schema, table, columns[0].name),
                 descending=descending,
                 is_expression=expression is not None,
                 scope=number,

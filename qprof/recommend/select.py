@@ -237,12 +237,14 @@ class _Selector:
         self.write_base: dict[str, tuple[float, float]] = {}
         self.rejected: list[Rejected] = []
         self._distinct: dict[tuple[str, str], int] = {}
+        self._scales: dict[str, tuple[float, float]] = {}
 
     def run(self) -> RecommendationSet:
         for fp in self.reads:
             cost = self.scratch.cost(fp)
             if cost is not None:
-                self.current[fp.fingerprint.id] = cost
+                self._set_scale(fp, cost)
+                self.current[fp.fingerprint.id] = self._scaled(fp, cost)
         for fp in self.writes:
             write_cost = self.scratch.write_cost(fp)
             if write_cost is not None:
@@ -264,7 +266,7 @@ class _Selector:
             picks.append(statistics)
             storage += statistics.size_bytes
 
-        while len(picks) < self.options.max_indexes and pool:
+        while _index_count(picks) < self.options.max_indexes and pool:
             self._evaluate_stale(pool, by_identity)
             best = self._best(pool, self._minimum(), storage)
             if best is None:
@@ -278,7 +280,7 @@ class _Selector:
             self._after_pick(best, pool, picks)
         for identity, evaluation in pool.items():
             reason = "its measured saving is below --min-saving"
-            if len(picks) >= self.options.max_indexes:
+            if _index_count(picks) >= self.options.max_indexes:
                 reason = "--max-indexes was reached"
             if (
                 evaluation is not None
@@ -331,7 +333,7 @@ class _Selector:
         total = 0.0
         for served in pick.served:
             fp = self.profile.fingerprints[served.fingerprint]
-            cost = self.scratch.cost(fp, index=index)
+            cost = self._cost(fp, index=index)
             if cost is None:
                 return None
             total += cost.vm_per_statement * fp.count
@@ -343,9 +345,7 @@ class _Selector:
             return None
         before = dict(self.current)
         self.scratch.analyze()
-        after = {
-            key: self.scratch.cost(self.profile.fingerprints[key]) for key in before
-        }
+        after = {key: self._cost(self.profile.fingerprints[key]) for key in before}
         served = []
         saving = ns_saving = 0.0
         for key, cost in after.items():
@@ -357,12 +357,14 @@ class _Selector:
                 served.append(_served(fp, old, cost))
             saving += (old.vm_per_statement - cost.vm_per_statement) * fp.count
             ns_saving += (old.ns_per_statement - cost.ns_per_statement) * fp.count
-        if saving < max(minimum, 1) or not served:
+        if saving < max(minimum, 1) or not served or ns_saving < 0:
             self.scratch.forget_statistics()
             candidate = Candidate("", (), "statistics", fingerprints=set(before))
-            reason = (
-                "ANALYZE changes no plan" if not served else "ANALYZE saves too little"
-            )
+            reason = "ANALYZE saves too little"
+            if not served:
+                reason = "ANALYZE changes no plan"
+            elif ns_saving < 0:
+                reason = "ANALYZE made the statements slower in measured time"
             self.rejected.append(Rejected(candidate, reason))
             return None
         for key, cost in after.items():
@@ -413,7 +415,7 @@ class _Selector:
             saving = ns_saving = 0.0
             for fp in self._reads_of(candidate.table):
                 key = fp.fingerprint.id
-                cost = self.scratch.cost(fp, index=candidate.name)
+                cost = self._cost(fp, index=candidate.name)
                 if cost is None:
                     continue
                 served[key] = cost
@@ -572,7 +574,7 @@ class _Selector:
         again = []
         for entry in served:
             fp = self.profile.fingerprints[entry.fingerprint]
-            cost = self.scratch.cost(fp, index=index)
+            cost = self._cost(fp, index=index)
             if cost is None:
                 return None
             self.current[entry.fingerprint] = cost
@@ -635,6 +637,41 @@ class _Selector:
                     found.append(fp)
         return found
 
+    def _set_scale(self, fp: FingerprintProfile, sampled: Cost) -> None:
+        """Remember how the samples' mean compares with the replay's measured mean.
+
+        The samples are the first statements and the costliest ones, so their
+        mean overstates the fingerprint's; every cost taken on the scratch copy
+        is scaled by the replay's own mean over it, so savings add up to shares
+        of the workload as replay measured it.
+        """
+        count = max(fp.count, 1)
+        vm = (
+            (fp.vm_step / count) / sampled.vm_per_statement
+            if sampled.vm_per_statement
+            else 1.0
+        )
+        ns = (
+            (fp.total_ns / count) / sampled.ns_per_statement
+            if sampled.ns_per_statement
+            else 1.0
+        )
+        self._scales[fp.fingerprint.id] = (vm, ns)
+
+    def _scaled(self, fp: FingerprintProfile, cost: Cost) -> Cost:
+        vm, ns = self._scales.get(fp.fingerprint.id, (1.0, 1.0))
+        return Cost(
+            cost.vm_per_statement * vm,
+            cost.ns_per_statement * ns,
+            cost.plan,
+            cost.rewritten,
+        )
+
+    def _cost(self, fp: FingerprintProfile, index: str | None = None) -> Cost | None:
+        """Measure ``fp`` on the scratch copy (see ``Scratch.cost``), scaled."""
+        cost = self.scratch.cost(fp, index=index)
+        return None if cost is None else self._scaled(fp, cost)
+
     def _minimum(self) -> float:
         """Return the least saving a pick must make: a share of what is left to save."""
         return max(self._workload_vm() * self.options.min_saving_pct / 100, 1.0)
@@ -669,6 +706,11 @@ def _rank(picks: list[Recommendation], baseline: float) -> None:
     picks.sort(key=lambda p: -p.net_vm)
     for rank, pick in enumerate(picks, 1):
         pick.rank = rank
+
+
+def _index_count(picks: list[Recommendation]) -> int:
+    """Return how many picks are indexes (ANALYZE is not one, for --max-indexes)."""
+    return sum(1 for pick in picks if pick.kind != "statistics")
 
 
 def _costliest_reads(profile: WorkloadProfile, limit: int) -> list[FingerprintProfile]:

@@ -251,7 +251,7 @@ def _samples(fp: FingerprintProfile) -> list[StatementSample]:
     half = SAMPLES_PER_FINGERPRINT // 2
     return (
         chosen[:half]
-        + sorted(chosen[half:], key=lambda s: -s.elapsed_ns)[
+        + sorted(chosen[half:], key=lambda s: -s.vm_step)[
             : SAMPLES_PER_FINGERPRINT - half
         ]
     )

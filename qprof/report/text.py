@@ -234,7 +234,7 @@ def _recommendation_lines(result: RecommendationSet, width: int) -> list[str]:
         detail = (
             f"saves {format_count(round(pick.vm_saving))} VM steps "
             f"({pick.net_vm / baseline:.1%} of the workload, net) and "
-            f"{format_duration(round(pick.ns_saving))} on "
+            f"{_time_change(pick.ns_saving)} on "
             f"{plural(len(pick.served), 'statement shape')}; adds "
             f"{format_count(round(pick.write_vm))} VM steps and "
             f"{format_duration(round(pick.write_ns))} to writes; {format_bytes(pick.size_bytes)}"
@@ -272,6 +272,13 @@ def _recommendation_lines(result: RecommendationSet, width: int) -> list[str]:
         width,
     )
     return lines
+
+
+def _time_change(saved_ns: float) -> str:
+    """Return a time saved, or the time lost when the saving is negative."""
+    if saved_ns >= 0:
+        return format_duration(round(saved_ns))
+    return f"(costs {format_duration(round(-saved_ns))} more in time)"
 
 
 def format_bytes(size: int) -> str:
