@@ -106,6 +106,7 @@ def main(verbose: int) -> None:
         logging.ERROR if verbose < 2 else logging.DEBUG
     )
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
 
 
 def db_option(help_text: str, required: bool = True) -> Callable[[F], F]:
@@ -855,7 +856,13 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _interrupt(signum: int, frame: object) -> None:
-    """Turn SIGTERM into KeyboardInterrupt so that cleanup runs as for Ctrl-C."""
+    """Stop the run: raise KeyboardInterrupt once, and ignore the signals after it.
+
+    A second Ctrl-C while the first unwinds would otherwise cut the clean-up
+    short and leave a snapshot or scratch copy behind.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 

@@ -16,9 +16,7 @@ the statement that just finished.
 from __future__ import annotations
 
 import logging
-import shutil
 import statistics
-import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -33,6 +31,7 @@ from qprof.plan import explain_plan, is_readonly
 from qprof.profile import Measurement, ProfileBuilder, WorkloadProfile
 from qprof.readers import ReadProblems, ReadProgress, detect_format, read_workload
 from qprof.schema import read_schema
+from qprof.tempdirs import make_folder, remove_folder, signals_held
 from qprof.trace import Statement
 
 log = logging.getLogger(__name__)
@@ -199,11 +198,11 @@ class Replayer:
 
     def close(self) -> None:
         """Close the connection and delete the snapshot, if one was made."""
-        try:
-            self._connection.close()
-        finally:
-            if self.snapshot_dir is not None:
-                shutil.rmtree(self.snapshot_dir, ignore_errors=True)
+        with signals_held():
+            try:
+                self._connection.close()
+            finally:
+                remove_folder(self.snapshot_dir)
                 self.snapshot_dir = None
 
     def __enter__(self) -> Replayer:
@@ -254,7 +253,7 @@ class Replayer:
 
     def _switch_to_snapshot(self) -> None:
         """Copy the database to a temporary snapshot and go on replaying there."""
-        self.snapshot_dir = Path(tempfile.mkdtemp(prefix="qprof-snapshot-"))
+        self.snapshot_dir = make_folder("qprof-snapshot-")
         path = self.snapshot_dir / self.database.name
         log.info("the workload writes: replaying on a snapshot copy %s", path)
         source = self._connection

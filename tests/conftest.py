@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from pathlib import Path
 
 import apsw
@@ -74,3 +75,12 @@ def analyses(case_databases):
         profile = replay_workload(case / "workload.sql", database)
         results[case.name] = (profile, analyze_profile(profile, database))
     return results
+
+
+@pytest.fixture(autouse=True)
+def private_tmpdir(tmp_path, monkeypatch):
+    """Give each test its own TMPDIR, so that scratch-folder checks see only theirs."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder

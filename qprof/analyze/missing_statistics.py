@@ -10,15 +10,12 @@ faster and another slower: both are reported). The scratch copy is removed.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-
 import apsw
 
 from qprof.analyze.finding import AnalysisContext, Finding
 from qprof.analyze.plans import plan_steps, step_table
 from qprof.plan import Plan, explain_plan
+from qprof.tempdirs import scratch_folder
 
 CHECKED = 25
 """How many of the costliest read fingerprints are tried with fresh statistics."""
@@ -35,8 +32,7 @@ def detect_missing_statistics(context: AnalysisContext) -> list[Finding]:
     ]
     if not candidates:
         return []
-    folder = Path(tempfile.mkdtemp(prefix="qprof-analyze-"))
-    try:
+    with scratch_folder("qprof-analyze-") as folder:
         scratch = apsw.Connection(str(folder / "scratch.db"))
         with scratch.backup("main", source, "main") as backup:
             backup.step(-1)
@@ -48,8 +44,6 @@ def detect_missing_statistics(context: AnalysisContext) -> list[Finding]:
                 findings.append(finding)
         scratch.close()
         return findings
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _compare(context: AnalysisContext, scratch: apsw.Connection, fp) -> Finding | None:  # type: ignore[no-untyped-def]

@@ -25,6 +25,8 @@ from qprof.profile import FingerprintProfile
 from qprof.usage import StatementUsage
 
 PARENT_ROWS = 10_000
+WINDOW_PREFIX = "statements "
+"""How the loop tracker labels a window of a log that has no context labels."""
 
 
 def detect_n_plus_one(context: AnalysisContext) -> list[Finding]:
@@ -40,7 +42,11 @@ def detect_n_plus_one(context: AnalysisContext) -> list[Finding]:
         fp = context.profile.fingerprints.get(key)
         if fp is None or not fp.readonly:
             continue  # a loop of writes wants executemany, not an N+1 rewrite
-        findings.append(_finding(context, fp, loops, looping))
+        if _is_paging(fp):
+            continue  # page after page is offset_pagination's to report
+        finding = _finding(context, fp, loops, looping)
+        if finding is not None:
+            findings.append(finding)
     return findings
 
 
@@ -49,7 +55,7 @@ def _finding(
     fp: FingerprintProfile,
     loops: list[ContextLoop],
     looping: set[str],
-) -> Finding:
+) -> Finding | None:
     loops.sort(key=lambda loop: -loop.count)
     biggest = loops[0]
     overflow = context.profile.loop_overflow.get(fp.fingerprint.id, [0, 0, 0])
@@ -81,6 +87,13 @@ def _finding(
         matched = _values_from_parent(context, parent, biggest)
         if matched is not None:
             evidence["values_found_in_parent_rows"] = matched
+            if (
+                biggest.context.startswith(WINDOW_PREFIX)
+                and matched["found"] * 2 < matched["checked"]
+            ):
+                # No context labels, and the values did not come from the statement
+                # before: a log's repeated searches, not a loop over a parent's rows.
+                return None
         if parent.fingerprint in looping:
             nested = f", nested inside the loop of {parent.fingerprint}"
             evidence["nested_in"] = parent.fingerprint
@@ -98,7 +111,7 @@ def _finding(
         severity="high" if time_share >= 0.02 or biggest.count >= 50 else "medium",
         message=f"Ran {statements:,} times in {contexts:,} context(s), up to "
         f"{biggest.count:,} times in one ({biggest.context}), each with other values"
-        f"{nested}: an N+1 loop taking {elapsed / 1e6:,.1f} ms.",
+        f"{nested}: an N+1 loop taking {_milliseconds(elapsed)}.",
         advice=f"Fetch the rows at once: {batched} (in an ORM, eager loading such as "
         "selectinload or prefetch_related).",
         table=table,
@@ -107,6 +120,15 @@ def _finding(
     )
     finding.time_share = time_share
     return finding
+
+
+def _milliseconds(ns: int) -> str:
+    return f"{ns / 1e6:,.1f} ms" if ns >= 100_000 else f"{ns / 1e3:,.0f} µs"
+
+
+def _is_paging(fp: FingerprintProfile) -> bool:
+    text = fp.fingerprint.text
+    return "OFFSET" in text or "LIMIT ?, ?" in text
 
 
 def _parent(loop: ContextLoop) -> Occurrence | None:

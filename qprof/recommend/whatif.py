@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
-import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ from qprof.plan import Plan, explain_plan
 from qprof.profile import FingerprintProfile, StatementSample
 from qprof.recommend.candidates import Candidate, quote_name
 from qprof.replay import STATEMENT_ERRORS, open_readonly
+from qprof.tempdirs import make_folder, remove_folder, signals_held
 from qprof.trace import Params
 
 log = logging.getLogger(__name__)
@@ -55,13 +54,13 @@ class Scratch:
     """A scratch copy of the database to create indexes on and measure."""
 
     def __init__(self, database: str | Path, max_bytes: int) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="qprof-whatif-"))
+        self.folder = make_folder("qprof-whatif-")
         self.path = self.folder / "scratch.db"
         self.sample_fraction: float | None = None
         try:
             self.connection = self._make(Path(database), max_bytes)
         except BaseException:
-            shutil.rmtree(self.folder, ignore_errors=True)
+            remove_folder(self.folder)
             raise
         self._events: deque[dict[str, Any]] = deque(maxlen=1)
         self.connection.trace_v2(apsw.SQLITE_TRACE_PROFILE, self._events.append)
@@ -69,10 +68,11 @@ class Scratch:
 
     def close(self) -> None:
         """Close and delete the scratch copy."""
-        try:
-            self.connection.close()
-        finally:
-            shutil.rmtree(self.folder, ignore_errors=True)
+        with signals_held():
+            try:
+                self.connection.close()
+            finally:
+                remove_folder(self.folder)
 
     def __enter__(self) -> Scratch:
         return self
