@@ -102,6 +102,11 @@ class LoopTracker:
         if label is None:
             window = index // self.window
             if window != self._window_number:
+                # Windows follow one another: the last one is over, close it now
+                # (memory stays flat however long the log is).
+                ended = self._open.pop(self._window_label, None)
+                if ended is not None:
+                    self._close(self._window_label, ended)
                 self._window_number = window
                 first = window * self.window + 1
                 self._window_label = f"statements {first}-{first + self.window - 1}"
