@@ -219,9 +219,10 @@ def _recommendation_lines(result: RecommendationSet, width: int) -> list[str]:
             "was left out)."
         )
         return lines
-    lines.append(
+    lines += textwrap.wrap(
         f"Recommended indexes ({len(picks)}; measured on a scratch copy{sample}, VM steps "
-        "weighted by how often each statement runs):"
+        "weighted by how often each statement runs):",
+        width,
     )
     baseline = result.baseline_vm or 1.0
     for pick in picks:
