@@ -12,7 +12,6 @@ their statement by SQL text after the driver call returns.
 from __future__ import annotations
 
 import sys
-import threading
 import time
 import weakref
 from collections import deque
@@ -20,7 +19,7 @@ from typing import Any
 
 import apsw
 
-from qprof.capture.recorder import Recorder, encode_bindings
+from qprof.capture.recorder import Recorder, statement_record
 
 perf_counter_ns = time.perf_counter_ns
 _SCHEMA_SQL = "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid"
@@ -241,19 +240,17 @@ class TracingCursor(apsw.Cursor):
                 state.dirty = True
             self._qprof_sql = text
             self._qprof_changes = connection.total_changes()
-            record: dict[str, Any] = {"sql": text}
-            if bindings:
-                record["params"] = encode_bindings(bindings)
-            record["ts"] = time.time()
-            record["context"] = recorder.label()
-            record["caller"] = recorder.caller(frame)
-            record["thread"] = threading.current_thread().name
-            record["connection"] = state.id
-            record["database"] = state.database
-            record["driver"] = "apsw"
-            if many is not None:
-                record["executemany"] = many
-            record["measured"] = measured
+            record = statement_record(
+                recorder,
+                text,
+                bindings,
+                frame,
+                state.id,
+                state.database,
+                "apsw",
+                many,
+                measured,
+            )
             recorder.add(record)
         except Exception as error:
             recorder.fail(error)

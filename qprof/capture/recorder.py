@@ -18,6 +18,7 @@ import signal
 import sys
 import sysconfig
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import CodeType, FrameType
@@ -195,6 +196,34 @@ class Recorder:
         if "site-packages" in filename or "dist-packages" in filename:
             return False
         return filename.startswith(self._stdlib_prefixes)
+
+
+def statement_record(
+    recorder: Recorder,
+    sql: str,
+    params: Any,
+    frame: FrameType | None,
+    connection: int,
+    database: str,
+    driver: str,
+    many: int | None,
+    measured: dict[str, Any],
+) -> dict[str, Any]:
+    """Return the trace record of one statement, as every driver writes it."""
+    record: dict[str, Any] = {"sql": sql}
+    if params:
+        record["params"] = encode_bindings(params)
+    record["ts"] = time.time()
+    record["context"] = recorder.label()
+    record["caller"] = recorder.caller(frame)
+    record["thread"] = threading.current_thread().name
+    record["connection"] = connection
+    record["database"] = database
+    record["driver"] = driver
+    if many is not None:
+        record["executemany"] = many
+    record["measured"] = measured
+    return record
 
 
 def shorten(value: Any) -> Any:

@@ -18,13 +18,12 @@ import os
 import sqlite3
 import sqlite3.dbapi2
 import sys
-import threading
 import time
 import weakref
 from collections.abc import Callable
 from typing import Any
 
-from qprof.capture.recorder import Recorder, encode_bindings
+from qprof.capture.recorder import Recorder, statement_record
 
 perf_counter_ns = time.perf_counter_ns
 _real_connect: Callable[..., sqlite3.Connection] = sqlite3.connect
@@ -329,19 +328,17 @@ def _begin(
         text = sql if isinstance(sql, str) else str(sql)
         if text.lstrip()[:5].upper() in _DDL_PREFIXES:
             state.dirty = True
-        record: dict[str, Any] = {"sql": text}
-        if params:
-            record["params"] = encode_bindings(params)
-        record["ts"] = time.time()
-        record["context"] = recorder.label()
-        record["caller"] = recorder.caller(frame)
-        record["thread"] = threading.current_thread().name
-        record["connection"] = state.id
-        record["database"] = state.database
-        record["driver"] = "sqlite3"
-        if many is not None:
-            record["executemany"] = many
-        record["measured"] = measured
+        record = statement_record(
+            recorder,
+            text,
+            params,
+            frame,
+            state.id,
+            state.database,
+            "sqlite3",
+            many,
+            measured,
+        )
         before = connection.total_changes
         recorder.add(record)
     except Exception as error:
