@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from qprof.analyze.finding import AnalysisContext, Finding
 from qprof.analyze.plans import plan_steps, step_table
+from qprof.profile import FingerprintProfile
 
 
 def detect_automatic_indexes(context: AnalysisContext) -> list[Finding]:
@@ -27,7 +28,13 @@ def detect_automatic_indexes(context: AnalysisContext) -> list[Finding]:
     return findings
 
 
-def _finding(context, fp, table, columns, evidence_line) -> Finding:  # type: ignore[no-untyped-def]
+def _finding(
+    context: AnalysisContext,
+    fp: FingerprintProfile,
+    table: str | None,
+    columns: tuple[str, ...],
+    evidence_line: str,
+) -> Finding:
     on = f"{table}({', '.join(columns)})" if table else "a table"
     return context.finding(
         fp,

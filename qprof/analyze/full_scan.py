@@ -10,7 +10,8 @@ filter, no sort, no LIMIT) or of a small lookup table ranks low.
 from __future__ import annotations
 
 from qprof.analyze.finding import AnalysisContext, Finding
-from qprof.analyze.plans import plan_steps, step_table
+from qprof.analyze.plans import PlanStep, plan_steps, step_table
+from qprof.profile import FingerprintProfile
 from qprof.usage import StatementUsage
 
 
@@ -45,7 +46,15 @@ def detect_full_scans(context: AnalysisContext) -> list[Finding]:
     return findings
 
 
-def _finding(context, fp, usage, step, table, rows, stepped) -> Finding:  # type: ignore[no-untyped-def]
+def _finding(
+    context: AnalysisContext,
+    fp: FingerprintProfile,
+    usage: StatementUsage | None,
+    step: PlanStep,
+    table: str,
+    rows: int,
+    stepped: float,
+) -> Finding:
     returned = fp.rows_returned / max(fp.count, 1)
     needed = usage is not None and _scan_is_needed(usage, table)
     time_share, _ = context.shares(fp)

@@ -8,6 +8,7 @@ column is often left without the index a declared key would remind one of.
 from __future__ import annotations
 
 from qprof.analyze.finding import AnalysisContext, Finding
+from qprof.schema import Table
 
 
 def detect_implicit_foreign_keys(context: AnalysisContext) -> list[Finding]:
@@ -52,7 +53,7 @@ def detect_implicit_foreign_keys(context: AnalysisContext) -> list[Finding]:
     return list(found.values())
 
 
-def _is_key(table, column: str) -> bool:  # type: ignore[no-untyped-def]
+def _is_key(table: Table, column: str) -> bool:
     name = column.lower()
     if name == "rowid" or (table.rowid_alias and table.rowid_alias.lower() == name):
         return True
@@ -62,7 +63,7 @@ def _is_key(table, column: str) -> bool:  # type: ignore[no-untyped-def]
     )
 
 
-def _declared(child, column: str, parent: str) -> bool:  # type: ignore[no-untyped-def]
+def _declared(child: Table, column: str, parent: str) -> bool:
     return any(
         column.lower() in [c.lower() for c in key.columns]
         and key.parent.lower() == parent.lower()

@@ -15,7 +15,9 @@ import apsw
 from qprof.analyze.finding import AnalysisContext, Finding
 from qprof.analyze.plans import plan_steps, step_table
 from qprof.plan import Plan, explain_plan
+from qprof.profile import FingerprintProfile
 from qprof.tempdirs import scratch_folder
+from qprof.trace import Params
 
 CHECKED = 25
 """How many of the costliest read fingerprints are tried with fresh statistics."""
@@ -46,7 +48,9 @@ def detect_missing_statistics(context: AnalysisContext) -> list[Finding]:
         return findings
 
 
-def _compare(context: AnalysisContext, scratch: apsw.Connection, fp) -> Finding | None:  # type: ignore[no-untyped-def]
+def _compare(
+    context: AnalysisContext, scratch: apsw.Connection, fp: FingerprintProfile
+) -> Finding | None:
     source = context.connection
     assert source is not None
     try:
@@ -85,7 +89,7 @@ def _compare(context: AnalysisContext, scratch: apsw.Connection, fp) -> Finding 
     )
 
 
-def _vm_steps(connection: apsw.Connection, sql: str, params) -> int | None:  # type: ignore[no-untyped-def]
+def _vm_steps(connection: apsw.Connection, sql: str, params: Params) -> int | None:
     events: list[dict] = []
     connection.trace_v2(apsw.SQLITE_TRACE_PROFILE, events.append, id="qprof-statistics")
     try:

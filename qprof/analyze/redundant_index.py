@@ -8,6 +8,7 @@ enforces or selects something the longer one does not.
 from __future__ import annotations
 
 from qprof.analyze.finding import AnalysisContext, Finding
+from qprof.schema import Index
 
 
 def detect_redundant_indexes(context: AnalysisContext) -> list[Finding]:
@@ -35,7 +36,7 @@ def detect_redundant_indexes(context: AnalysisContext) -> list[Finding]:
     return findings
 
 
-def _wider(indexes, index):  # type: ignore[no-untyped-def]
+def _wider(indexes: list[Index], index: Index) -> Index | None:
     mine = [c.lower() for c in index.columns]
     for other in indexes:
         if other is index or other.partial:

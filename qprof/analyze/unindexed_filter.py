@@ -11,6 +11,8 @@ join. Findings with the same table and columns are merged across statements.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from qprof.analyze.finding import AnalysisContext, Finding, serving_index
 from qprof.analyze.plans import is_scanned_inside_join
 from qprof.profile import FingerprintProfile
@@ -110,7 +112,7 @@ def _merge(context: AnalysisContext, finding: Finding, fp: FingerprintProfile) -
         finding.severity = "high"
 
 
-def _unique(items) -> list[str]:  # type: ignore[no-untyped-def]
+def _unique(items: Iterable[str]) -> list[str]:
     seen: dict[str, str] = {}
     for item in items:
         seen.setdefault(item.lower(), item)

@@ -8,6 +8,7 @@ the child table (https://sqlite.org/foreignkeys.html#fk_indexes).
 from __future__ import annotations
 
 from qprof.analyze.finding import AnalysisContext, Finding
+from qprof.schema import Table
 
 
 def detect_unindexed_foreign_keys(context: AnalysisContext) -> list[Finding]:
@@ -48,7 +49,7 @@ def detect_unindexed_foreign_keys(context: AnalysisContext) -> list[Finding]:
     return findings
 
 
-def _is_indexed(table, wanted: list[str]) -> bool:  # type: ignore[no-untyped-def]
+def _is_indexed(table: Table, wanted: list[str]) -> bool:
     if (
         len(wanted) == 1
         and table.rowid_alias

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from qprof.analyze.finding import AnalysisContext
@@ -348,7 +348,7 @@ def _ordered(table: str, columns: list[str], selectivity: Selectivity) -> list[s
     return sorted(columns, key=lambda c: -selectivity(table, c))
 
 
-def _unique(items) -> list[str]:  # type: ignore[no-untyped-def]
+def _unique(items: Iterable[str]) -> list[str]:
     seen: dict[str, str] = {}
     for item in items:
         seen.setdefault(item.lower(), item)

@@ -180,6 +180,11 @@ class _Evaluation:
         return self.net / max(self.size, 4096)
 
 
+_Pool = dict[tuple, "_Evaluation | None"]  # type: ignore[type-arg]
+_Candidates = dict[tuple, Candidate]  # type: ignore[type-arg]
+"""Candidates by identity, with their latest evaluation (None: not measured yet)."""
+
+
 def recommend_indexes(
     profile: WorkloadProfile,
     database: str | Path,
@@ -392,7 +397,7 @@ class _Selector:
             reasons=["the database has no sqlite_stat1"],
         )
 
-    def _evaluate_stale(self, pool: dict, by_identity: dict) -> None:  # type: ignore[type-arg]
+    def _evaluate_stale(self, pool: _Pool, by_identity: _Candidates) -> None:
         stale = [
             identity for identity, ev in pool.items() if ev is None or not ev.fresh
         ]
@@ -447,7 +452,7 @@ class _Selector:
             candidate, served, saving, ns_saving, write_vm, write_ns, size
         )
 
-    def _best(self, pool: dict, minimum: float, storage: int) -> _Evaluation | None:  # type: ignore[type-arg]
+    def _best(self, pool: _Pool, minimum: float, storage: int) -> _Evaluation | None:
         best = None
         limit = self.options.max_size_bytes
         for evaluation in pool.values():
