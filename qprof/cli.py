@@ -244,11 +244,6 @@ def recommend_options(command: F) -> F:
     defaults = RecommendOptions()
     decorators = [
         click.option(
-            "--no-recommend",
-            is_flag=True,
-            help="Skip the recommender (a quicker look).",
-        ),
-        click.option(
             "--max-indexes",
             type=click.IntRange(1),
             default=defaults.max_indexes,
@@ -301,6 +296,9 @@ def recommend_options(command: F) -> F:
     help="Only measure: skip the analyzer and the recommender.",
 )
 @recommend_options
+@click.option(
+    "--no-recommend", is_flag=True, help="Skip the recommender (a quicker look)."
+)
 @report_file_options
 def replay(
     workload: Path,
@@ -437,7 +435,6 @@ def recommend(
     trace: Path,
     database: Path,
     strict: bool,
-    no_recommend: bool,
     max_indexes: int,
     max_size: float | None,
     min_saving: float,
@@ -468,12 +465,10 @@ def recommend(
     profile = _read_trace(trace, database, strict, show_progress, rows)
     thresholds = Thresholds(scan_min_rows, n_plus_one_min, offset_min)
     analysis = analyze_profile(profile, database, thresholds)
-    recommended = None
-    if not no_recommend:
-        options = _recommend_options(max_indexes, max_size, min_saving)
-        recommended = _recommend(
-            profile, database, options, analysis, show_progress, migration
-        )
+    options = _recommend_options(max_indexes, max_size, min_saving)
+    recommended = _recommend(
+        profile, database, options, analysis, show_progress, migration
+    )
     _print_result(profile, analysis, as_json, top, recommended)
     _write_reports(profile, analysis, recommended, rows, html_path, markdown_path, top)
 
