@@ -20,10 +20,8 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture
-def items_db(tmp_path: Path) -> Path:
-    """A database with ``items`` (ROWS rows, an index on ``sku`` only)."""
-    path = tmp_path / "items.db"
+def build_items_db(path: Path) -> Path:
+    """Create the ``items`` database (ROWS rows, an index on ``sku`` only) at ``path``."""
     db = apsw.Connection(str(path))
     db.execute(
         """
@@ -36,6 +34,28 @@ def items_db(tmp_path: Path) -> Path:
     )
     db.close()
     return path
+
+
+def build_events_db(path: Path) -> Path:
+    """Create ``events``: 30,000 rows over 3 sources, an index on (source, at), no
+    statistics; ANALYZE lets SQLite skip-scan that index for a filter on ``at``."""
+    db = apsw.Connection(str(path))
+    db.execute(
+        """
+        CREATE TABLE events (id INTEGER PRIMARY KEY, source INTEGER, at INTEGER, body TEXT);
+        CREATE INDEX events_source_at ON events(source, at);
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000)
+        INSERT INTO events SELECT i, i % 3, i, printf('%.200c', 'x') FROM n;
+        """
+    )
+    db.close()
+    return path
+
+
+@pytest.fixture
+def items_db(tmp_path: Path) -> Path:
+    """A database with ``items`` (ROWS rows, an index on ``sku`` only)."""
+    return build_items_db(tmp_path / "items.db")
 
 
 @pytest.fixture

@@ -13,35 +13,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import apsw
 import pytest
 
 import qprof
 from qprof.frames import Profile
 
-ROWS = 2000
+from .conftest import ROWS, build_items_db  # noqa: F401 (build_items_db is re-exported)
+
 LOOP = 6
 SCANS = 2
 TS0 = 1_700_000_000
 POINT_SQL = "SELECT id FROM items WHERE sku = ?"
 SCAN_SQL = "SELECT count(*) FROM items WHERE category = ?"
 ROWID_SQL = "SELECT price FROM items WHERE id = ?"
-
-
-def build_items_db(path: Path) -> Path:
-    """Create the ``items`` database at ``path`` and return it."""
-    db = apsw.Connection(str(path))
-    db.execute(
-        """
-        CREATE TABLE items (id INTEGER PRIMARY KEY, sku TEXT, category INTEGER, price REAL);
-        CREATE INDEX items_sku ON items(sku);
-        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-        INSERT INTO items SELECT i, 'sku-' || i, i % 20, i * 0.5 FROM n;
-        """,
-        (ROWS,),
-    )
-    db.close()
-    return path
 
 
 def write_trace(path: Path) -> Path:

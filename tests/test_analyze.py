@@ -11,6 +11,8 @@ import pytest
 from qprof.analyze import Thresholds, analyze_profile
 from qprof.replay import replay_workload
 
+from .conftest import build_events_db
+
 SHOP = """
 CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT, country TEXT);
 CREATE TABLE orders (
@@ -249,17 +251,7 @@ def test_flags_deep_offsets_but_not_shallow_pages(shop_db, tmp_path):
 
 
 def test_missing_statistics_is_measured_on_a_scratch_copy(tmp_path):
-    path = tmp_path / "events.db"
-    db = apsw.Connection(str(path))
-    db.execute(
-        """
-        CREATE TABLE events (id INTEGER PRIMARY KEY, source INTEGER, at INTEGER, body TEXT);
-        CREATE INDEX events_source_at ON events(source, at);
-        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000)
-        INSERT INTO events SELECT i, i % 3, i, printf('%.200c', 'x') FROM n;
-        """
-    )
-    db.close()
+    path = build_events_db(tmp_path / "events.db")
     analysis = analyze(path, tmp_path, "SELECT count(*) FROM events WHERE at > 29990;")
     (found,) = of_kind(analysis, "missing_statistics")
     assert found.evidence["plan_before"] == [

@@ -396,8 +396,9 @@ def test_qprof_run_keeps_the_exit_code_and_prints_the_analysis(tmp_path):
     )
     assert result.exit_code == 3, result.output
     assert "unindexed_filter" in result.output and "tasks(status)" in result.output
-    assert "plans taken on an empty replica of the captured schema" in result.output.replace(
-        "\n", " "
+    assert (
+        "plans taken on an empty replica of the captured schema"
+        in result.output.replace("\n", " ")
     )
 
 

@@ -13,7 +13,7 @@ from qprof.recommend import RecommendOptions, recommend_indexes
 from qprof.recommend.migration import write_migration
 from qprof.replay import replay_workload
 
-from .conftest import CASE_DIRS, file_digest
+from .conftest import CASE_DIRS, build_events_db, file_digest
 
 STORE = """
 CREATE TABLE orders (id INTEGER PRIMARY KEY, customer INTEGER, status TEXT, placed_at TEXT,
@@ -133,17 +133,7 @@ def test_max_indexes_and_max_size_are_budgets(store_db, tmp_path):
 
 
 def test_analyze_is_a_candidate_where_there_are_no_statistics(tmp_path):
-    path = tmp_path / "events.db"
-    db = apsw.Connection(str(path))
-    db.execute(
-        """
-        CREATE TABLE events (id INTEGER PRIMARY KEY, source INTEGER, at INTEGER, body TEXT);
-        CREATE INDEX events_source_at ON events(source, at);
-        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000)
-        INSERT INTO events SELECT i, i % 3, i, printf('%.200c', 'x') FROM n;
-        """
-    )
-    db.close()
+    path = build_events_db(tmp_path / "events.db")
     result = recommend(
         path, tmp_path, ["SELECT count(*) FROM events WHERE at > 29990;"]
     )

@@ -15,6 +15,7 @@ import sys
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import apsw
@@ -148,16 +149,8 @@ class TracingCursor(apsw.Cursor):
         if state.recorder.closed:
             return super().execute(statements, bindings, **kwargs)
         measured = self._qprof_begin(statements, bindings, sys._getframe(1))
-        start = perf_counter_ns()
-        try:
-            super().execute(statements, bindings, **kwargs)
-        except BaseException as error:
-            measured["elapsed_ns"] = perf_counter_ns() - start
-            measured["error"] = f"{type(error).__name__}: {error}"
-            self._qprof_done(measured)
-            raise
-        measured["elapsed_ns"] = perf_counter_ns() - start
-        return self._qprof_executed(measured)
+        run = super().execute
+        return self._qprof_timed(measured, lambda: run(statements, bindings, **kwargs))
 
     def executemany(
         self, statements: str, sequenceofbindings: Any, **kwargs: Any
@@ -170,9 +163,16 @@ class TracingCursor(apsw.Cursor):
         many = len(bindings) if isinstance(bindings, (list, tuple)) else None
         first = bindings[0] if many else None
         measured = self._qprof_begin(statements, first, sys._getframe(1), many)
+        run = super().executemany
+        return self._qprof_timed(
+            measured, lambda: run(statements, sequenceofbindings, **kwargs)
+        )
+
+    def _qprof_timed(self, measured: dict[str, Any], run: Callable[[], Any]) -> Any:
+        """Time ``run`` (the driver's own execute), record a failure, and re-raise it."""
         start = perf_counter_ns()
         try:
-            super().executemany(statements, sequenceofbindings, **kwargs)
+            run()
         except BaseException as error:
             measured["elapsed_ns"] = perf_counter_ns() - start
             measured["error"] = f"{type(error).__name__}: {error}"
