@@ -5,6 +5,11 @@ sqlite3 (the worst case: the statements themselves cost a few microseconds),
 and the sample app's test suite (sample_workloads/app/tests) run with and
 without ``--qprof``. Each is timed several times and the best run is kept.
 
+Two floors are printed beside them, for scale: apsw with nothing but a C-level
+PROFILE callback (where its statement counters come from), and sqlite3 through
+a cursor subclass whose execute and fetchall only call the driver's own (what
+any Python-level wrapper that counts rows pays before doing anything).
+
     python benchmarks/capture_overhead.py
 """
 
@@ -15,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,12 +40,31 @@ def main() -> None:
         path = Path(folder) / "bench.db"
         _build(path)
         trace = Path(folder) / "trace.jsonl"
-        for name, loop in (("apsw", _apsw_loop), ("sqlite3", _stdlib_loop)):
+        runs = (
+            ("apsw", _apsw_loop, lambda: _traced(_apsw_loop, path, trace)),
+            (
+                "apsw, counters=False",
+                _apsw_loop,
+                lambda: _traced(_apsw_loop, path, trace, counters=False),
+            ),
+            (
+                "apsw floor: PROFILE callback only",
+                _apsw_loop,
+                lambda: _apsw_floor(path),
+            ),
+            ("sqlite3", _stdlib_loop, lambda: _traced(_stdlib_loop, path, trace)),
+            (
+                "sqlite3 floor: bare wrapper",
+                _stdlib_loop,
+                lambda: _stdlib_loop(path, _BareConnection),
+            ),
+        )
+        for name, loop, traced_run in runs:
             plain = _best(lambda loop=loop: loop(path))
-            traced = _best(lambda loop=loop: _traced(loop, path, trace))
+            traced = _best(traced_run)
             print(
-                f"{name:8} {QUERIES} point queries: untraced {plain * 1e3:7.1f} ms, "
-                f"traced {traced * 1e3:7.1f} ms, ratio {traced / plain:.2f}x"
+                f"{name:34} {QUERIES} point queries: untraced {plain * 1e3:6.1f} ms, "
+                f"traced {traced * 1e3:6.1f} ms, ratio {traced / plain:.2f}x"
             )
         plain = _best(lambda: _suite([]), runs=3)
         traced = _best(lambda: _suite([f"--qprof={trace}"]), runs=3)
@@ -61,22 +86,48 @@ def _build(path: Path) -> None:
     db.close()
 
 
-def _apsw_loop(path: Path) -> None:
+def _apsw_loop(path: Path, db: apsw.Connection | None = None) -> None:
+    db = db or apsw.Connection(str(path))
+    for i in range(QUERIES):
+        db.execute("SELECT id, v FROM t WHERE k = ?", (i % ROWS,)).fetchall()
+    db.close()
+
+
+def _apsw_floor(path: Path) -> None:
     db = apsw.Connection(str(path))
+    events: deque[dict[str, object]] = deque(maxlen=256)
+    db.trace_v2(apsw.SQLITE_TRACE_PROFILE, events.append)
+    _apsw_loop(path, db)
+
+
+def _stdlib_loop(path: Path, factory: type = sqlite3.Connection) -> None:
+    db = sqlite3.connect(path, factory=factory)
     for i in range(QUERIES):
         db.execute("SELECT id, v FROM t WHERE k = ?", (i % ROWS,)).fetchall()
     db.close()
 
 
-def _stdlib_loop(path: Path) -> None:
-    db = sqlite3.connect(path)
-    for i in range(QUERIES):
-        db.execute("SELECT id, v FROM t WHERE k = ?", (i % ROWS,)).fetchall()
-    db.close()
+class _BareCursor(sqlite3.Cursor):
+    def execute(self, sql: str, parameters: object = (), /) -> _BareCursor:  # type: ignore[override]
+        super().execute(sql, parameters)  # type: ignore[arg-type]
+        return self
+
+    def fetchall(self) -> list[object]:
+        return super().fetchall()
 
 
-def _traced(loop: Callable[[Path], None], path: Path, trace: Path) -> None:
-    with qprof.trace(trace):
+class _BareConnection(sqlite3.Connection):
+    def cursor(self, factory: object = None) -> _BareCursor:  # type: ignore[override]
+        return super().cursor(_BareCursor)
+
+    def execute(self, sql: str, parameters: object = (), /) -> _BareCursor:  # type: ignore[override]
+        return self.cursor().execute(sql, parameters)
+
+
+def _traced(
+    loop: Callable[[Path], None], path: Path, trace: Path, counters: bool = True
+) -> None:
+    with qprof.trace(trace, counters=counters):
         loop(path)
 
 

@@ -10,20 +10,33 @@ __version__ = "0.1.0"
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
-# ``qprof.load`` names both this function and the module qprof/load.py. The
-# module is imported here first: a later import of it finds it in sys.modules
-# and no longer rebinds the package's ``load``, which stays the function.
-import qprof.load as _load_module  # noqa: E402, F401
-
-# Likewise ``qprof.trace`` is the capture function (``with qprof.trace(path):``)
-# while ``from qprof.trace import ...`` still reads the trace module.
+# ``qprof.trace`` is the capture function (``with qprof.trace(path):``) while
+# ``from qprof.trace import ...`` still reads the trace module: the module is
+# imported first, so a later import of it no longer rebinds the package's name.
 import qprof.trace as _trace_module  # noqa: E402, F401
 from qprof.capture import context, trace  # noqa: E402
-from qprof.fingerprint import Fingerprint, fingerprint_sql  # noqa: E402
-from qprof.replay import replay_workload  # noqa: E402
 
 if TYPE_CHECKING:
+    from qprof.fingerprint import Fingerprint, fingerprint_sql
     from qprof.frames import Profile
+    from qprof.replay import replay_workload
+
+# Imported when first asked for: ``pytest --qprof`` and ``qprof run`` import
+# qprof.capture, and should not pay for the replay and analysis stages up front.
+_LAZY = {
+    "Fingerprint": "qprof.fingerprint",
+    "fingerprint_sql": "qprof.fingerprint",
+    "replay_workload": "qprof.replay",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qprof' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
 
 
 def load(trace: str | Path, db: str | Path, **options: Any) -> "Profile":

@@ -32,14 +32,14 @@ from qprof.check import (
 )
 from qprof.check import write_baseline as write_baseline_file
 from qprof.errors import OutputError, QprofError
-from qprof.load import profile_trace
+from qprof.loading import profile_trace
 from qprof.profile import Measurement, WorkloadProfile
 from qprof.readers import ReadProgress, detect_format, format_names
 from qprof.recommend import RecommendationSet, RecommendOptions, recommend_indexes
 from qprof.recommend.migration import write_migration
 from qprof.replay import check_inputs, replay_workload
-from qprof.report import profile_document, render_text
-from qprof.report.text import plural
+from qprof.report.json_doc import profile_document
+from qprof.report.text import plural, render_text
 from qprof.trace import TraceWriter
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from qprof.analyze import Analysis, Thresholds, analyze_profile
-from qprof.load import profile_trace
+from qprof.loading import profile_trace
 from qprof.plan import Plan
 from qprof.profile import FingerprintProfile, Measurement, WorkloadProfile
 from qprof.recommend import RecommendationSet, RecommendOptions, recommend_indexes

@@ -12,8 +12,6 @@ import math
 from array import array
 from dataclasses import dataclass, field
 
-import numpy
-
 from qprof.fingerprint import Fingerprint
 from qprof.loops import ContextLoop, LoopTracker
 from qprof.plan import Plan
@@ -165,6 +163,8 @@ class FingerprintProfile:
         The times stay in their compact array (numpy reads it in place), so a
         million statements cost 8 MB here, not a list of Python integers.
         """
+        import numpy  # here: a trace summary that needs no percentile skips its import
+
         count = len(self.times_ns)
         if not count:
             return 0

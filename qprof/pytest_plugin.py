@@ -104,6 +104,7 @@ class QprofPlugin:
             self.tracer = Tracer(trace_path, flush_on_signals=False).start()
         self.gate = TestGate.from_config(config, trace_path.parent)
         if self.gate is not None and self.tracer is not None and self.tracer.recorder:
+            self.gate.recorder = self.tracer.recorder
             self.tracer.recorder.listeners.append(self.gate.take)
 
     @pytest.hookimpl(wrapper=True)
@@ -178,7 +179,12 @@ class TestGate:
         self.accepted = accepted
         self.folder = folder
         self.schemas: list[dict[str, Any]] = []
-        self.by_test: dict[str, list[dict[str, Any]]] = {}
+        self.by_test: dict[str, list[Any]] = {}
+        self.recorder: Any = None
+        """The capture's recorder, which turns the records kept into trace lines."""
+        from qprof.capture.recorder import statement_context
+
+        self._context_of = statement_context
 
     @classmethod
     def from_config(cls, config: pytest.Config, folder: Path) -> TestGate | None:
@@ -200,12 +206,12 @@ class TestGate:
         accepted = read_baseline(baseline) if baseline else set()
         return cls(kinds, accepted, folder)
 
-    def take(self, record: dict[str, Any]) -> None:
+    def take(self, record: Any) -> None:
         """Keep ``record`` under its test id (a Recorder listener)."""
-        if "sql" not in record:
+        if type(record) is not list:
             self.schemas.append(record)
             return
-        label = record.get("context")
+        label = self._context_of(record)
         if label:
             self.by_test.setdefault(label, []).append(record)
 
@@ -217,13 +223,13 @@ class TestGate:
         from qprof.analyze import Thresholds, analyze_profile
         from qprof.check import baseline_key
         from qprof.errors import QprofError
-        from qprof.load import profile_trace
+        from qprof.loading import profile_trace
         from qprof.trace import TRACE_HEADER_KEY
 
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / "qprof-test.jsonl"
         lines = [json.dumps({TRACE_HEADER_KEY: 1})]
-        lines += [json.dumps(r, default=repr) for r in self.schemas + records]
+        lines += [self.recorder.line(r).decode() for r in self.schemas + records]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         try:
             profile = profile_trace(path, None)
@@ -255,7 +261,7 @@ def summarize_trace(path: Path, top: int = 5, n_plus_one_min: int = 5) -> list[s
     """
     from qprof.analyze import Thresholds, analyze_profile
     from qprof.errors import QprofError
-    from qprof.load import profile_trace
+    from qprof.loading import profile_trace
     from qprof.report.text import format_duration
 
     try:

@@ -78,4 +78,21 @@ def open_replica(statements: list[str]) -> apsw.Connection:
             # Limitation: objects SQLite cannot rebuild here (a missing virtual table
             # module, a view over a skipped table) are left out of the replica.
             continue
+    _drop_broken_views(connection)
     return connection
+
+
+def _drop_broken_views(connection: apsw.Connection) -> None:
+    """Drop the views that no longer compile against the tables the merge kept.
+
+    SQLite accepts ``CREATE VIEW`` over a column that is missing and fails only
+    when the view is used: merged from many test databases, a view can outlive
+    the table version it was written for.
+    """
+    views = connection.execute("SELECT name FROM sqlite_schema WHERE type = 'view'")
+    for (name,) in views.fetchall():
+        quoted = '"' + str(name).replace('"', '""') + '"'
+        try:
+            connection.execute(f"SELECT * FROM {quoted} LIMIT 0").fetchall()
+        except apsw.Error:
+            connection.execute(f"DROP VIEW {quoted}")

@@ -8,10 +8,13 @@ as SQLite spells them; look-ups are case-insensitive, as SQLite's are.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import apsw
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +174,15 @@ def read_schema(connection: apsw.Connection, path: str | Path = "") -> Schema:
         tables[name.lower()] = table
         if kind == "virtual":
             continue
-        _read_columns(connection, table)
+        try:
+            _read_columns(connection, table)
+        except apsw.SQLError as error:
+            # A view over a column or table that is gone: SQLite keeps it, and
+            # refuses to say what its columns are.
+            log.warning(
+                "view %s is broken (%s); its columns are not known", name, error
+            )
+            continue
         if kind == "table":
             _read_indexes(connection, table)
             _read_foreign_keys(connection, table)

@@ -7,7 +7,8 @@ header, ``{"qprof_trace": 1, ...}``; every other line is one statement::
     {"sql": "SELECT * FROM t WHERE id = ?", "params": [3], "context": "GET /t/3"}
 
 ``params`` is a list for ``?``/``?NNN`` placeholders or an object for named
-ones; blobs are written as ``{"$blob": "<hex>"}``. Optional keys: ``context``,
+ones; blobs are written as ``{"$blob": "<hex>"}`` and infinities, which JSON
+lacks, as ``{"$real": "inf"}`` or ``"-inf"``. Optional keys: ``context``,
 ``caller`` (``file:line``), ``ts`` (unix seconds), ``elapsed_ns`` (the time the
 application saw). A replay's ``--out`` file adds its measurements under
 ``measured``; a reader ignores keys it does not know.
@@ -86,17 +87,39 @@ def encode_params(params: Params) -> list[Any] | dict[str, Any] | None:
     return [_encode_value(v) for v in params]
 
 
+def encode_real(value: float) -> Any:
+    """Return a float as JSON can hold it: NaN as null (SQLite binds NaN as NULL).
+
+    >>> encode_real(float("-inf")), encode_real(float("nan")), encode_real(2.5)
+    ({'$real': '-inf'}, None, 2.5)
+    """
+    if value != value:
+        return None
+    if value in (_INFINITY, -_INFINITY):
+        return {"$real": "inf" if value > 0 else "-inf"}
+    return value
+
+
+_INFINITY = float("inf")
+
+
 def _decode_value(value: Any) -> Any:
     if isinstance(value, dict) and "$blob" in value:
         return bytes.fromhex(value["$blob"])
+    if isinstance(value, dict) and value.get("$real") in ("inf", "-inf"):
+        return float(value["$real"])
     if isinstance(value, (list, dict)):
-        raise ValueError("a bound value must be a number, a string, null or a $blob")
+        raise ValueError(
+            "a bound value must be a number, a string, null, a $blob or a $real"
+        )
     return value
 
 
 def _encode_value(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return {"$blob": bytes(value).hex()}
+    if isinstance(value, float):
+        return encode_real(value)
     return value
 
 

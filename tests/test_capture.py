@@ -21,7 +21,7 @@ from qprof.analyze import Thresholds, analyze_profile
 from qprof.capture import CaptureError, attach
 from qprof.capture.recorder import TEXT_KEPT
 from qprof.cli import main
-from qprof.load import profile_trace
+from qprof.loading import profile_trace
 from qprof.readers import ReadProblems
 from qprof.readers.qprof_trace import read_records
 from qprof.replica import REPLICA_MODE
@@ -89,6 +89,68 @@ def test_binds_every_sqlite_type_and_shortens_long_values(tmp_path):
     )
     assert len(first[5]) < 300
     assert second["a"] == {"$blob": "78" * 64, "$length": 1000} and second["b"] == 7
+
+
+def test_writes_infinities_and_nan_as_sqlite_binds_them(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace):
+        db = sqlite3.connect(":memory:")
+        stored = db.execute(
+            "SELECT ?, ?, ? IS NULL", (float("inf"), float("-inf"), float("nan"))
+        ).fetchone()
+    assert stored == (float("inf"), float("-inf"), 1)  # SQLite binds NaN as NULL
+    (select,) = records(trace)
+    assert select["params"] == [{"$real": "inf"}, {"$real": "-inf"}, None]
+    (statement,) = [s for s, _r in read_records(trace, ReadProblems())]
+    assert statement.params == (float("inf"), float("-inf"), None)
+
+
+def test_callers_on_two_lines_of_one_function_are_told_apart(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace):
+        db = sqlite3.connect(":memory:")
+        first = sys._getframe().f_lineno + 2
+        for _ in range(3):
+            db.execute("SELECT 1").fetchall()
+            db.execute("SELECT 2").fetchall()
+    callers = [(r["sql"], r["caller"]) for r in records(trace)]
+    assert (
+        callers
+        == [
+            ("SELECT 1", f"{HERE}:{first}"),
+            ("SELECT 2", f"{HERE}:{first + 1}"),
+        ]
+        * 3
+    )
+
+
+@pytest.mark.parametrize("driver", ["sqlite3", "apsw"])
+def test_a_full_buffer_waits_for_the_rows_of_a_cursor_being_read(
+    tmp_path, monkeypatch, driver
+):
+    from qprof.capture import recorder
+
+    monkeypatch.setattr(recorder, "FLUSH_EVERY", 6)  # forced past 12 records
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace):
+        if driver == "apsw":
+            db = apsw.Connection(":memory:")
+        else:
+            db = sqlite3.connect(":memory:")
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+        db.execute("INSERT INTO t VALUES (1), (2), (3), (4), (5), (6)")
+        for (id_,) in db.execute("SELECT id FROM t ORDER BY id"):
+            db.execute("SELECT ? * 2", (id_,)).fetchall()
+            if id_ == 6:
+                written_early = trace.read_text()
+    found = records(trace)
+    parent = found[2]
+    assert parent["sql"] == "SELECT id FROM t ORDER BY id"
+    assert parent["measured"]["rows_returned"] == 6
+    assert [r["params"] for r in found[3:]] == [[i] for i in range(1, 7)]
+    # The statements before the open parent were written while it was being read;
+    # it and those after it waited.
+    assert "CREATE TABLE t" in written_early and "ORDER BY id" not in written_early
 
 
 def test_keeps_a_custom_factory_and_records_the_sql_sqlite_gets(tmp_path):
@@ -223,6 +285,82 @@ def test_analyzes_an_in_memory_database_on_a_replica_of_its_schema(tmp_path):
     assert os.path.relpath(ROOT / caller) == os.path.relpath(
         list(profile.fingerprints[loop.fingerprint].callers)[0]
     )
+
+
+def test_a_working_directory_removed_mid_trace_keeps_callers(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace) as tracer:
+        db = sqlite3.connect(":memory:")
+        os.chdir(gone)
+        gone.rmdir()
+        line = sys._getframe().f_lineno + 1
+        db.execute("SELECT 1").fetchall()
+        os.chdir(ROOT)
+    assert tracer.failures == 0
+    assert [r["caller"] for r in records(trace)] == [
+        f"{os.path.relpath(__file__, ROOT)}:{line}"
+    ]
+
+
+def test_schema_lookups_and_repeated_ddl_in_a_test_are_not_n_plus_one(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace, context="tests/test_x.py::test_tables"):
+        for number in range(8):
+            db = sqlite3.connect(":memory:")
+            # One fingerprint, other literals: a loop, if DDL could be one.
+            db.execute(f"CREATE TABLE t (value INTEGER CHECK (value > {number}))")
+            db.execute(
+                "SELECT sql FROM sqlite_master WHERE name = ?", (f"t{number}",)
+            ).fetchall()
+            db.close()
+        db = sqlite3.connect(":memory:")
+        db.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, owner INTEGER)")
+        for owner in range(8):
+            db.execute("SELECT id FROM items WHERE owner = ?", (owner,)).fetchall()
+    profile = profile_trace(trace, None)
+    analysis = analyze_profile(profile, None, Thresholds(scan_min_rows=0))
+    loops = [(f.kind, f.table) for f in analysis.findings if f.kind == "n_plus_one"]
+    assert loops == [("n_plus_one", "items")]
+
+
+def test_a_view_left_broken_by_merging_test_databases_is_dropped(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace):
+        first = sqlite3.connect(tmp_path / "first.db")
+        first.executescript(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT);"
+            "CREATE VIEW named AS SELECT id, name FROM items;"
+        )
+        first.execute("SELECT * FROM named").fetchall()
+        first.close()
+        second = sqlite3.connect(tmp_path / "second.db")  # another test's table
+        second.execute("CREATE TABLE items (code TEXT, name TEXT)")
+        second.execute("SELECT name FROM items WHERE code = ?", ("x",)).fetchall()
+        second.close()
+    profile = profile_trace(trace, None)
+    assert set(profile.schema.tables) == {"items"}
+    assert set(profile.schema.tables["items"].columns) == {"code", "name"}
+    analysis = analyze_profile(profile, None, Thresholds(scan_min_rows=0))
+    assert ("unindexed_filter", "items", ("code",)) in {
+        (f.kind, f.table, f.columns) for f in analysis.findings
+    }
+
+
+def test_reads_the_schema_of_a_database_with_a_broken_view():
+    from qprof.schema import read_schema
+
+    db = apsw.Connection(":memory:")
+    db.execute(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, a); CREATE VIEW v AS SELECT a FROM t;"
+        "DROP TABLE t; CREATE TABLE t (id INTEGER PRIMARY KEY, b)"
+    )
+    schema = read_schema(db)
+    assert set(schema.tables) == {"t", "v"}
+    assert set(schema.tables["t"].columns) == {"id", "b"}
+    assert schema.tables["v"].columns == {}
 
 
 def test_finds_the_n_plus_one_of_sqlalchemy_orm_code_at_its_caller(tmp_path):

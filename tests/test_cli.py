@@ -243,7 +243,7 @@ def test_out_is_not_touched_when_the_database_is_wrong(write_file, tmp_path):
 
 def test_text_report_fits_a_narrow_terminal(items_db, write_file):
     from qprof.replay import replay_workload
-    from qprof.report import render_text
+    from qprof.report.text import render_text
 
     workload = write_file(
         "w.sql", "SELECT * FROM items WHERE category = 1 ORDER BY price;\n"

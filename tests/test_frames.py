@@ -40,7 +40,7 @@ def fingerprint_of(sql: str) -> str:
 
 
 def test_qprof_load_is_the_function_and_the_module_still_imports(small):
-    from qprof.load import profile_trace
+    from qprof.loading import profile_trace
 
     db, trace = small
     assert callable(qprof.load) and qprof.load.__module__ == "qprof"

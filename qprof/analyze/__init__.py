@@ -138,7 +138,7 @@ def _run(
         if kinds is not None and name not in kinds:
             continue
         try:
-            findings += detect(context)
+            found = detect(context)
         except (
             Exception
         ) as error:  # one broken detector must not hide the others' findings
@@ -146,4 +146,12 @@ def _run(
                 "the %s detector failed: %s: %s", name, type(error).__name__, error
             )
             failed[name] = f"{type(error).__name__}: {error}"
+            continue
+        for finding in found:
+            if (finding.table or "").lower().startswith("sqlite_"):
+                # SQLite's own tables (sqlite_schema, sqlite_sequence) take no index
+                # and no rewrite of ours: schema lookups by an ORM or a migration tool.
+                log.debug("%s on SQLite's %s left out", name, finding.table)
+                continue
+            findings.append(finding)
     return findings, failed

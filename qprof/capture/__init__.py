@@ -7,9 +7,10 @@ under ``measured``, so ``qprof analyze trace.jsonl`` reads them without
 replaying. ``qprof.context("label")`` labels the statements run inside it;
 ``qprof.capture.attach(connection)`` traces a connection opened before.
 
-Only cheap bookkeeping happens per statement (a clock, a frame walk cached by
-code object, a dict appended to a list); fingerprints, plans and parsing wait
-until the analysis after the run.
+Only cheap bookkeeping happens per statement (two clocks, a caller looked up
+by code object and bytecode offset, a small list appended to a buffer); JSON is
+written in batches, and fingerprints, plans and parsing wait until the analysis
+after the run.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ Each traced connection gets a cursor factory, a subclass of its own, whose
 rows as the application fetches them. SQLite's statement counters come from a
 ``trace_v2`` PROFILE callback that is a C-level ``deque.append``: no Python
 runs inside ``sqlite3_step`` (where a garbage collection that closes another
-shared-cache connection would deadlock); the events are read and matched to
-their statement by SQL text after the driver call returns.
+shared-cache connection would deadlock); the events that arrived while a
+statement ran are handed to its record when it finishes, and summed, leaving
+out those of other statements by SQL text, when the record is written.
 """
 
 from __future__ import annotations
@@ -20,18 +21,21 @@ from typing import Any
 
 import apsw
 
-from qprof.capture.recorder import Recorder, statement_record
+from qprof.capture.recorder import (
+    COUNTERS,
+    ELAPSED_NS,
+    ERROR,
+    OPEN,
+    ROWS_CHANGED,
+    ROWS_RETURNED,
+    Recorder,
+    detached_record,
+)
 
 perf_counter_ns = time.perf_counter_ns
 _SCHEMA_SQL = "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid"
 _DDL_PREFIXES = ("CREAT", "DROP ", "ALTER")
 _EVENTS_KEPT = 256
-_COUNTERS = (
-    ("vm_step", "SQLITE_STMTSTATUS_VM_STEP"),
-    ("fullscan_step", "SQLITE_STMTSTATUS_FULLSCAN_STEP"),
-    ("sort", "SQLITE_STMTSTATUS_SORT"),
-    ("autoindex", "SQLITE_STMTSTATUS_AUTOINDEX"),
-)
 
 active: Recorder | None = None
 _connections: weakref.WeakSet[apsw.Connection] = weakref.WeakSet()
@@ -139,61 +143,75 @@ class TracingCursor(apsw.Cursor):
     """An apsw cursor that records each statement and counts rows as fetched."""
 
     _qprof: ConnectionState
-    _qprof_measured: dict[str, Any] | None = None
-    _qprof_sql: str = ""
+    _qprof_record: list[Any] | None = None
+    """The record of the statement whose rows are being fetched, if any."""
     _qprof_changes: int = 0
 
     def execute(self, statements: str, bindings: Any = None, **kwargs: Any) -> Any:
         """Run ``statements`` as ``apsw.Cursor.execute`` does, and record them."""
-        state = self._qprof
-        if state.recorder.closed:
+        if self._qprof.recorder.closed:
             return super().execute(statements, bindings, **kwargs)
-        measured = self._qprof_begin(statements, bindings, sys._getframe(1))
-        run = super().execute
-        return self._qprof_timed(measured, lambda: run(statements, bindings, **kwargs))
+        record = self._qprof_begin(statements, bindings, sys._getframe(1))
+        return self._qprof_run(record, super().execute, statements, bindings, kwargs)
 
     def executemany(
         self, statements: str, sequenceofbindings: Any, **kwargs: Any
     ) -> Any:
         """Run ``statements`` for each set of bindings, recorded as one statement."""
-        state = self._qprof
-        if state.recorder.closed:
+        if self._qprof.recorder.closed:
             return super().executemany(statements, sequenceofbindings, **kwargs)
         bindings = sequenceofbindings
         many = len(bindings) if isinstance(bindings, (list, tuple)) else None
         first = bindings[0] if many else None
-        measured = self._qprof_begin(statements, first, sys._getframe(1), many)
-        run = super().executemany
-        return self._qprof_timed(
-            measured, lambda: run(statements, sequenceofbindings, **kwargs)
+        record = self._qprof_begin(statements, first, sys._getframe(1), many)
+        return self._qprof_run(
+            record, super().executemany, statements, sequenceofbindings, kwargs
         )
 
-    def _qprof_timed(self, measured: dict[str, Any], run: Callable[[], Any]) -> Any:
+    def _qprof_run(
+        self,
+        record: list[Any],
+        run: Callable[..., Any],
+        statements: str,
+        bindings: Any,
+        kwargs: dict[str, Any],
+    ) -> Any:
         """Time ``run`` (the driver's own execute), record a failure, and re-raise it."""
         start = perf_counter_ns()
         try:
-            run()
+            run(statements, bindings, **kwargs)
         except BaseException as error:
-            measured["elapsed_ns"] = perf_counter_ns() - start
-            measured["error"] = f"{type(error).__name__}: {error}"
-            self._qprof_done(measured)
+            record[ELAPSED_NS] = perf_counter_ns() - start
+            record[ERROR] = f"{type(error).__name__}: {error}"
+            self._qprof_done(record)
             raise
-        measured["elapsed_ns"] = perf_counter_ns() - start
-        return self._qprof_executed(measured)
+        record[ELAPSED_NS] = perf_counter_ns() - start
+        try:
+            pending = self.has_vdbe
+        except apsw.ExecutionCompleteError:
+            pending = False  # every statement ran to completion inside execute
+        except Exception as error:
+            self._qprof.recorder.fail(error)
+            pending = False
+        if pending:
+            self._qprof_record = record
+        else:
+            self._qprof_done(record)
+        return self
 
     def __next__(self) -> Any:
-        measured = self._qprof_measured
-        if measured is None:
+        record = self._qprof_record
+        if record is None:
             return super().__next__()
         start = perf_counter_ns()
         try:
             row = super().__next__()
         except BaseException:
-            measured["elapsed_ns"] += perf_counter_ns() - start
-            self._qprof_done(measured)
+            record[ELAPSED_NS] += perf_counter_ns() - start
+            self._qprof_done(record)
             raise
-        measured["elapsed_ns"] += perf_counter_ns() - start
-        measured["rows_returned"] += 1
+        record[ELAPSED_NS] += perf_counter_ns() - start
+        record[ROWS_RETURNED] += 1
         return row
 
     def fetchone(self) -> Any:
@@ -206,89 +224,53 @@ class TracingCursor(apsw.Cursor):
     @property
     def get(self) -> Any:  # type: ignore[override]
         """Return the remaining rows as ``apsw.Cursor.get`` does, counting them."""
-        measured = self._qprof_measured
+        record = self._qprof_record
         value = apsw.Cursor.get.__get__(self)  # type: ignore[attr-defined]
-        if measured is not None:
+        if record is not None:
             if isinstance(value, list):
-                measured["rows_returned"] += len(value)
+                record[ROWS_RETURNED] += len(value)
             elif value is not None:
-                measured["rows_returned"] += 1
-            self._qprof_done(measured)
+                record[ROWS_RETURNED] += 1
+            self._qprof_done(record)
         return value
 
     def _qprof_begin(
         self, sql: Any, bindings: Any, frame: Any, many: int | None = None
-    ) -> dict[str, Any]:
-        measured: dict[str, Any] = {
-            "elapsed_ns": 0,
-            "rows_returned": 0,
-            "rows_changed": 0,
-            "error": None,
-        }
-        if self._qprof.counters:
-            measured.update(vm_step=0, fullscan_step=0, sort=0, autoindex=0)
+    ) -> list[Any]:
         state = self._qprof
         recorder = state.recorder
         try:
-            if self._qprof_measured is not None:
-                self._qprof_done(self._qprof_measured)
+            previous = self._qprof_record
+            if previous is not None:
+                self._qprof_done(previous)
             connection = self.connection
             if state.dirty:
                 snapshot_schema(connection, state)
-            text = sql if isinstance(sql, str) else str(sql)
+            text = sql if type(sql) is str else str(sql)
             if text.lstrip()[:5].upper() in _DDL_PREFIXES:
                 state.dirty = True
-            self._qprof_sql = text
             self._qprof_changes = connection.total_changes()
-            record = statement_record(
-                recorder,
-                text,
-                bindings,
-                frame,
-                state.id,
-                state.database,
-                "apsw",
-                many,
-                measured,
+            if state.counters:
+                state.events.clear()  # left by statements run outside a cursor
+            return recorder.begin(
+                text, bindings, frame, state.id, state.database, "apsw", many
             )
-            recorder.add(record)
         except Exception as error:
             recorder.fail(error)
-        return measured
+            return detached_record()
 
-    def _qprof_executed(self, measured: dict[str, Any]) -> Any:
-        try:
-            pending = self.has_vdbe
-        except apsw.ExecutionCompleteError:
-            pending = False  # every statement ran to completion inside execute
-        except Exception as error:
-            self._qprof.recorder.fail(error)
-            pending = False
-        if pending:
-            self._qprof_measured = measured
-        else:
-            self._qprof_done(measured)
-        return self
-
-    def _qprof_done(self, measured: dict[str, Any]) -> None:
-        """Add the PROFILE events of this cursor's SQL to ``measured``."""
-        self._qprof_measured = None
+    def _qprof_done(self, record: list[Any]) -> None:
+        """Fill in the rows changed and take the PROFILE events of the statement."""
+        self._qprof_record = None
+        record[OPEN] = False
+        state = self._qprof
         try:
             changed = self.connection.total_changes() - self._qprof_changes
-            measured["rows_changed"] = max(changed, 0)
+            record[ROWS_CHANGED] = changed if changed > 0 else 0
+            if state.counters:
+                # Matched to the statement by SQL text when written (recorder).
+                events = state.events
+                record[COUNTERS] = list(events)
+                events.clear()
         except Exception as error:
-            self._qprof.recorder.fail(error)
-        events = self._qprof.events
-        if not events:
-            return
-        text = self._qprof_sql
-        try:
-            while events:
-                event = events.popleft()
-                if event.get("sql", "") not in text:
-                    continue
-                status = event.get("stmt_status") or {}
-                for key, name in _COUNTERS:
-                    measured[key] += status.get(name, 0)
-        except Exception as error:
-            self._qprof.recorder.fail(error)
+            state.recorder.fail(error)

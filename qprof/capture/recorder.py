@@ -20,12 +20,15 @@ import sysconfig
 import threading
 import time
 from collections.abc import Callable
+from operator import itemgetter
 from pathlib import Path
 from types import CodeType, FrameType
 from typing import IO, Any
 
+import orjson
+
 from qprof.errors import OutputError
-from qprof.trace import TRACE_HEADER_KEY, TRACE_VERSION
+from qprof.trace import TRACE_HEADER_KEY, TRACE_VERSION, encode_real
 
 SCHEMA_KEY = "qprof_schema"
 SUMMARY_KEY = "qprof_capture"
@@ -37,6 +40,16 @@ TEXT_KEPT = 200
 BLOB_LIMIT = 256
 """Blobs longer than this keep their first ``BLOB_KEPT`` bytes and their length."""
 BLOB_KEPT = 64
+
+# A statement record is a list, the cheapest thing to make and fill in on the hot
+# path; these are its slots. SHAPE is the part repeated by every run of one statement
+# at one caller: (sql, caller, context, thread, connection, database, driver); its
+# JSON is made once. The driver fills in the measurements after the statement ran.
+SHAPE, PARAMS, TS, ELAPSED_NS, ROWS_RETURNED, ROWS_CHANGED, ERROR = range(7)
+COUNTERS, MANY, OPEN = 7, 8, 9
+"""COUNTERS: apsw's PROFILE events (summed when written) or None; MANY: the
+executemany count or None; OPEN: True while the application may still fetch rows."""
+_SHAPE_KEYS = ("sql", "caller", "context", "thread", "connection", "database", "driver")
 
 # Frames in these packages are never "the caller": the caller is the application line
 # that asked a driver or an ORM for the statement.
@@ -53,6 +66,8 @@ _SKIPPED_PACKAGES = (
 context_label: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "qprof_context", default=None
 )
+_time = time.time
+_current_thread = threading.current_thread
 
 
 class Recorder:
@@ -72,17 +87,29 @@ class Recorder:
         self.failures = 0
         """Statements (or snapshots) the tracer could not record."""
         self.last_failure: str | None = None
-        self._buffer: list[dict[str, Any]] = []
-        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.listeners: list[Callable[[Any], None]] = []
         """Called with every record as it is taken (the pytest plugin's per-test gate)."""
+        self._buffer: list[Any] = []
+        """Statement records (lists) and other records (dicts), oldest first; only
+        ``flush`` removes from it, from the front, so threads appending need no lock."""
         self._lock = threading.Lock()
+        self._flush_at = FLUSH_EVERY
+        """Buffer length at which ``begin`` flushes (raised while records wait)."""
         self._closed = False
-        self._skip_code: dict[CodeType, str] = {}
-        """Code object -> its short file name, or '' for a library's code."""
+        self._skip_code: dict[int, tuple[CodeType, str]] = {}
+        """id(code object) -> the code and its short file name ('' for a library's)."""
+        self._callers: dict[tuple[int, int], str] = {}
+        """(code object, bytecode offset) -> ``file:line`` (a line number is costly)."""
+        self._shapes: dict[tuple[Any, ...], bytes] = {}
+        """A record's SHAPE -> the start of its JSON line."""
         self._driver_prefixes, self._stdlib_prefixes = _skipped_prefixes()
         try:
+            self._root: str | None = os.getcwd()
+        except OSError:  # started in a folder that is gone
+            self._root = None
+        try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file: IO[str] = open(self.path, "w", encoding="utf-8")
+            self._file: IO[bytes] = open(self.path, "wb")
         except OSError as error:
             raise OutputError(self.path, error.strerror or str(error)) from None
         first = {
@@ -90,7 +117,7 @@ class Recorder:
             "created_by": "qprof capture",
             **header,
         }
-        self._file.write(json.dumps(first) + "\n")
+        self._file.write(_dumps(first) + b"\n")
         self._file.flush()
 
     @property
@@ -98,22 +125,52 @@ class Recorder:
         """True once ``close`` ran: records are no longer taken."""
         return self._closed
 
+    def begin(
+        self,
+        sql: str,
+        params: Any,
+        frame: FrameType | None,
+        connection: int,
+        database: str,
+        driver: str,
+        many: int | None = None,
+    ) -> list[Any]:
+        """Buffer the record of a statement about to run and return it, to fill in.
+
+        Parameters are encoded when the record is written; a list or dict of them
+        is copied now, in case the application reuses it.
+        """
+        kind = type(params)
+        if kind is list:
+            params = tuple(params)
+        elif kind is dict:
+            params = dict(params)
+        shape = (
+            sql,
+            self.caller(frame),
+            context_label.get() or self.default_context,
+            _current_thread().name,
+            connection,
+            database,
+            driver,
+        )
+        record = [shape, params, _time(), 0, 0, 0, None, None, many, True]
+        buffer = self._buffer
+        if len(buffer) >= self._flush_at:
+            self.flush(everything=False)
+        buffer.append(record)
+        self.statements += 1
+        if self.listeners:
+            self._tell(record)
+        return record
+
     def add(self, record: dict[str, Any]) -> None:
-        """Buffer one record; write the buffer out when it is full."""
+        """Buffer a record that is not a statement (a schema snapshot, the summary)."""
         if self._closed:
             return
         self._buffer.append(record)
-        if "sql" in record:
-            self.statements += 1
-        for listener in self.listeners:
-            try:
-                listener(record)
-            except (
-                Exception
-            ) as error:  # a listener's failure is the tracer's, not the app's
-                self.fail(error)
-        if len(self._buffer) >= FLUSH_EVERY:
-            self.flush()
+        if self.listeners:
+            self._tell(record)
 
     def add_schema(self, database: str, connection: int, sql: list[str]) -> None:
         """Buffer a snapshot of a database's schema (its CREATE statements)."""
@@ -121,23 +178,28 @@ class Recorder:
             {SCHEMA_KEY: {"database": database, "connection": connection, "sql": sql}}
         )
 
-    def label(self) -> str | None:
-        """Return the context label in force in this thread and task."""
-        return context_label.get() or self.default_context
-
     def caller(self, frame: FrameType | None) -> str | None:
         """Return ``file:line`` of the first frame outside qprof, the stdlib and drivers."""
+        # Keyed by id: a code object hashes its whole contents on every lookup. The
+        # code object is kept in the value, so its id cannot be reused by another.
         skip = self._skip_code
         while frame is not None:
             code = frame.f_code
-            name = skip.get(code)
-            if name is None:
+            entry = skip.get(id(code))
+            if entry is None:
                 filename = code.co_filename
-                name = skip[code] = (
-                    "" if self._is_library(filename) else _short_path(filename)
+                name = (
+                    ""
+                    if self._is_library(filename)
+                    else _short_path(filename, self._root)
                 )
-            if name:
-                return f"{name}:{frame.f_lineno}"
+                entry = skip[id(code)] = (code, name)
+            if entry[1]:
+                key = (id(code), frame.f_lasti)
+                caller = self._callers.get(key)
+                if caller is None:
+                    caller = self._callers[key] = f"{entry[1]}:{frame.f_lineno}"
+                return caller
             frame = frame.f_back
         return None
 
@@ -146,26 +208,57 @@ class Recorder:
         self.failures += 1
         self.last_failure = f"{type(error).__name__}: {error}"
 
-    def flush(self) -> None:
-        """Write the buffered records out (safe from any thread and a signal handler)."""
+    def flush(self, everything: bool = True) -> None:
+        """Write buffered records out (safe from any thread and a signal handler).
+
+        With ``everything`` false (the hot path's flush), writing stops at the
+        oldest statement whose rows are still being fetched, so its counts are
+        whole when written and the trace keeps the order statements began in;
+        past twice ``FLUSH_EVERY`` records the oldest are written regardless.
+        """
         if not self._lock.acquire(timeout=5):
             return
         try:
-            records, self._buffer = self._buffer, []
+            buffer = self._buffer
+            count = len(buffer) if everything else self._writable(buffer)
+            records = buffer[:count]
+            del buffer[:count]
+            # Records kept back wait for a quarter more before the next try.
+            self._flush_at = max(FLUSH_EVERY, len(buffer) + FLUSH_EVERY // 4)
             if not records or self._file.closed:
                 return
             lines = []
             for record in records:
                 try:
-                    lines.append(json.dumps(record, ensure_ascii=False, default=repr))
-                except (TypeError, ValueError) as error:
+                    lines.append(self.line(record))
+                except (TypeError, ValueError, AttributeError) as error:
                     self.fail(error)
-            self._file.write("\n".join(lines) + "\n")
+            self._file.write(b"\n".join(lines) + b"\n")
             self._file.flush()
         except OSError as error:
             self.fail(error)
         finally:
             self._lock.release()
+
+    def line(self, record: Any) -> bytes:
+        """Return the JSON line of a buffered record (UTF-8, no newline)."""
+        if type(record) is not list:
+            return _dumps(record)
+        shape = record[SHAPE]
+        start = self._shapes.get(shape)
+        try:
+            if start is None:
+                start = self._shapes[shape] = (
+                    orjson.dumps(dict(zip(_SHAPE_KEYS, shape, strict=True)))[:-1] + b","
+                )
+            rest = orjson.dumps(_variable_part(record))
+        except TypeError:  # a blob, a lone surrogate, a type JSON has no word for
+            return _dumps(_record_dict(record))
+        # orjson writes NaN and infinities as null, and long values are shortened:
+        # both need the slow path (a null of the values' own takes it too, harmlessly).
+        if len(rest) > TEXT_LIMIT or b"null" in rest:
+            return _dumps(_record_dict(record))
+        return start + rest[1:]
 
     def close(self) -> None:
         """Write everything out, with a closing summary record, and close the file."""
@@ -188,6 +281,22 @@ class Recorder:
             except OSError as error:
                 self.fail(error)
 
+    def _tell(self, record: Any) -> None:
+        for listener in self.listeners:
+            try:
+                listener(record)
+            except Exception as error:  # a listener's failure is the tracer's
+                self.fail(error)
+
+    def _writable(self, buffer: list[Any]) -> int:
+        """Return how many of the oldest records can be written now."""
+        if len(buffer) >= 2 * FLUSH_EVERY:
+            return FLUSH_EVERY
+        for index, record in enumerate(buffer):
+            if type(record) is list and record[OPEN]:
+                return index
+        return len(buffer)
+
     def _is_library(self, filename: str) -> bool:
         if filename.startswith("<") or filename.startswith(self._driver_prefixes):
             return True
@@ -198,32 +307,14 @@ class Recorder:
         return filename.startswith(self._stdlib_prefixes)
 
 
-def statement_record(
-    recorder: Recorder,
-    sql: str,
-    params: Any,
-    frame: FrameType | None,
-    connection: int,
-    database: str,
-    driver: str,
-    many: int | None,
-    measured: dict[str, Any],
-) -> dict[str, Any]:
-    """Return the trace record of one statement, as every driver writes it."""
-    record: dict[str, Any] = {"sql": sql}
-    if params:
-        record["params"] = encode_bindings(params)
-    record["ts"] = time.time()
-    record["context"] = recorder.label()
-    record["caller"] = recorder.caller(frame)
-    record["thread"] = threading.current_thread().name
-    record["connection"] = connection
-    record["database"] = database
-    record["driver"] = driver
-    if many is not None:
-        record["executemany"] = many
-    record["measured"] = measured
-    return record
+def detached_record() -> list[Any]:
+    """Return a statement record that is in no buffer (for a statement not recorded)."""
+    return [(), None, 0.0, 0, 0, 0, None, None, None, False]
+
+
+def statement_context(record: Any) -> str | None:
+    """Return the context label of a buffered statement record (None for others)."""
+    return record[SHAPE][2] if type(record) is list else None
 
 
 def shorten(value: Any) -> Any:
@@ -243,7 +334,9 @@ def shorten(value: Any) -> Any:
         if len(data) <= BLOB_LIMIT:
             return {"$blob": data.hex()}
         return {"$blob": data[:BLOB_KEPT].hex(), "$length": len(data)}
-    if value is None or isinstance(value, (int, float)):
+    if isinstance(value, float):
+        return encode_real(value)
+    if value is None or isinstance(value, int):
         return value
     return repr(value)
 
@@ -257,6 +350,80 @@ def encode_bindings(params: Any) -> Any:
     if hasattr(params, "keys"):
         return {str(k): shorten(params[k]) for k in params.keys()}
     return [shorten(v) for v in params]
+
+
+def _variable_part(record: list[Any]) -> dict[str, Any]:
+    """Return what a statement's line holds besides its shape (``error`` only if any)."""
+    measured = {
+        "elapsed_ns": record[ELAPSED_NS],
+        "rows_returned": record[ROWS_RETURNED],
+        "rows_changed": record[ROWS_CHANGED],
+    }
+    if record[ERROR] is not None:
+        measured["error"] = record[ERROR]
+    if record[COUNTERS] is not None:
+        measured.update(_counters(record[COUNTERS], record[SHAPE][0]))
+    part = {"ts": record[TS], "measured": measured}
+    if record[PARAMS]:
+        part["params"] = record[PARAMS]
+    if record[MANY] is not None:
+        part["executemany"] = record[MANY]
+    return part
+
+
+def _counters(events: list[dict[str, Any]], sql: str) -> dict[str, int]:
+    """Return the statement's counters: its PROFILE events summed.
+
+    An event whose SQL is not part of the statement's came from another cursor of
+    the same connection and is left out; a counter an event lacks counts 0.
+    """
+    vm_step = fullscan_step = sort = autoindex = 0
+    for event in events:
+        if event.get("sql", "") not in sql:
+            continue
+        status = event.get("stmt_status") or {}
+        try:
+            vm, fullscan, sorts, autoindexes = _pick_counters(status)
+        except KeyError:
+            vm, fullscan, sorts, autoindexes = (
+                status.get(name, 0) for name in _COUNTER_NAMES
+            )
+        vm_step += vm
+        fullscan_step += fullscan
+        sort += sorts
+        autoindex += autoindexes
+    return {
+        "vm_step": vm_step,
+        "fullscan_step": fullscan_step,
+        "sort": sort,
+        "autoindex": autoindex,
+    }
+
+
+_COUNTER_NAMES = (
+    "SQLITE_STMTSTATUS_VM_STEP",
+    "SQLITE_STMTSTATUS_FULLSCAN_STEP",
+    "SQLITE_STMTSTATUS_SORT",
+    "SQLITE_STMTSTATUS_AUTOINDEX",
+)
+_pick_counters = itemgetter(*_COUNTER_NAMES)
+
+
+def _record_dict(record: list[Any]) -> dict[str, Any]:
+    """Return a statement record as the dict its JSON line holds (the slow path)."""
+    line: dict[str, Any] = dict(zip(_SHAPE_KEYS, record[SHAPE], strict=True))
+    line.update(_variable_part(record))
+    if record[PARAMS]:
+        line["params"] = encode_bindings(record[PARAMS])
+    return line
+
+
+def _dumps(value: Any) -> bytes:
+    """Return ``value`` as ASCII JSON (lone surrogates escaped); odd types by repr."""
+    return _encode(value).encode("ascii")
+
+
+_encode = json.JSONEncoder(default=repr, allow_nan=False).encode
 
 
 def install_signal_flush(recorder: Recorder) -> list[tuple[int, Any]]:
@@ -318,11 +485,17 @@ def _skipped_prefixes() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(sorted(prefixes)), tuple(sorted(stdlib))
 
 
-def _short_path(filename: str) -> str:
-    """Return ``filename`` relative to the working directory when it is under it."""
+def _short_path(filename: str, root: str | None) -> str:
+    """Return ``filename`` relative to ``root`` (where the trace began) when under it.
+
+    Tests change directory into folders they then remove, so the working
+    directory of the moment is neither stable nor sure to exist.
+    """
+    if root is None:
+        return filename
     try:
-        relative = os.path.relpath(filename)
-    except ValueError:
+        relative = os.path.relpath(os.path.join(root, filename), root)
+    except (ValueError, OSError):
         return filename
     return filename if relative.startswith("..") else relative
 

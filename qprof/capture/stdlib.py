@@ -23,7 +23,15 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from qprof.capture.recorder import Recorder, statement_record
+from qprof.capture.recorder import (
+    ELAPSED_NS,
+    ERROR,
+    OPEN,
+    ROWS_CHANGED,
+    ROWS_RETURNED,
+    Recorder,
+    detached_record,
+)
 
 perf_counter_ns = time.perf_counter_ns
 _real_connect: Callable[..., sqlite3.Connection] = sqlite3.connect
@@ -162,7 +170,8 @@ class TracingConnection(sqlite3.Connection):
 
     def cursor(self, factory: Any = None) -> Any:  # type: ignore[override]
         """Return a traced cursor of class ``factory`` (``sqlite3.Cursor`` by default)."""
-        cursor = super().cursor(cursor_class(factory or sqlite3.Cursor))
+        cls = TracingCursor if factory is None else cursor_class(factory)
+        cursor = super().cursor(cls)
         cursor._qprof = getattr(self, "_qprof", None)
         return cursor
 
@@ -190,21 +199,22 @@ class TracingCursor(sqlite3.Cursor):
     """A ``sqlite3.Cursor`` that records each statement and counts rows as fetched."""
 
     _qprof: ConnectionState | None = None
-    _qprof_measured: dict[str, Any] | None = None
+    _qprof_record: list[Any] | None = None
+    """The record of the statement whose rows are being fetched, if any."""
 
     def execute(self, sql: str, parameters: Any = (), /) -> Any:  # type: ignore[override]
         """Run ``sql`` as ``sqlite3.Cursor.execute`` does, and record it."""
         state = self._qprof
         if state is None or state.recorder.closed:
             return super().execute(sql, parameters)
-        measured, before = _begin(state, self, sql, parameters, sys._getframe(1))
+        record, before = _begin(state, self, sql, parameters, sys._getframe(1))
         start = perf_counter_ns()
         try:
             super().execute(sql, parameters)
         except BaseException as error:
-            _failed(measured, start, error)
+            _failed(record, start, error)
             raise
-        return _executed(self, measured, start, before)
+        return _executed(self, record, start, before)
 
     def executemany(self, sql: str, parameters: Any, /) -> Any:  # type: ignore[override]
         """Run ``sql`` for each set of parameters, recorded as one statement."""
@@ -217,82 +227,82 @@ class TracingCursor(sqlite3.Cursor):
             else ()
         )
         many = len(parameters) if isinstance(parameters, (list, tuple)) else None
-        measured, before = _begin(state, self, sql, first, sys._getframe(1), many)
+        record, before = _begin(state, self, sql, first, sys._getframe(1), many)
         start = perf_counter_ns()
         try:
             super().executemany(sql, parameters)
         except BaseException as error:
-            _failed(measured, start, error)
+            _failed(record, start, error)
             raise
-        return _executed(self, measured, start, before)
+        return _executed(self, record, start, before)
 
     def executescript(self, script: str, /) -> Any:  # type: ignore[override]
         """Run a script, recorded as one statement (its schema snapshot follows)."""
         state = self._qprof
         if state is None or state.recorder.closed:
             return super().executescript(script)
-        measured, before = _begin(state, self, script, (), sys._getframe(1))
+        record, before = _begin(state, self, script, (), sys._getframe(1))
         state.dirty = True
         start = perf_counter_ns()
         try:
             super().executescript(script)
         except BaseException as error:
-            _failed(measured, start, error)
+            _failed(record, start, error)
             raise
-        return _executed(self, measured, start, before)
+        return _executed(self, record, start, before)
 
     def __next__(self) -> Any:
-        measured = self._qprof_measured
-        if measured is None:
+        record = self._qprof_record
+        if record is None:
             return super().__next__()
         start = perf_counter_ns()
         try:
             row = super().__next__()
         except BaseException:
-            measured["elapsed_ns"] += perf_counter_ns() - start
-            self._qprof_measured = None
+            record[ELAPSED_NS] += perf_counter_ns() - start
+            record[OPEN] = self._qprof_record = None
             raise
-        measured["elapsed_ns"] += perf_counter_ns() - start
-        measured["rows_returned"] += 1
+        record[ELAPSED_NS] += perf_counter_ns() - start
+        record[ROWS_RETURNED] += 1
         return row
 
     def fetchone(self) -> Any:
         """Return the next row (``None`` at the end), counting it."""
-        measured = self._qprof_measured
-        if measured is None:
+        record = self._qprof_record
+        if record is None:
             return super().fetchone()
         start = perf_counter_ns()
         row = super().fetchone()
-        measured["elapsed_ns"] += perf_counter_ns() - start
+        record[ELAPSED_NS] += perf_counter_ns() - start
         if row is None:
-            self._qprof_measured = None
+            record[OPEN] = self._qprof_record = None
         else:
-            measured["rows_returned"] += 1
+            record[ROWS_RETURNED] += 1
         return row
 
     def fetchmany(self, size: int | None = None) -> list[Any]:
         """Return up to ``size`` rows, counting them."""
-        measured = self._qprof_measured
-        if measured is None:
+        record = self._qprof_record
+        if record is None:
             return super().fetchmany(self.arraysize if size is None else size)
         start = perf_counter_ns()
         rows = super().fetchmany(self.arraysize if size is None else size)
-        measured["elapsed_ns"] += perf_counter_ns() - start
-        measured["rows_returned"] += len(rows)
+        record[ELAPSED_NS] += perf_counter_ns() - start
+        record[ROWS_RETURNED] += len(rows)
         if not rows:
-            self._qprof_measured = None
+            record[OPEN] = self._qprof_record = None
         return rows
 
     def fetchall(self) -> list[Any]:
         """Return the remaining rows, counting them."""
-        measured = self._qprof_measured
-        if measured is None:
+        record = self._qprof_record
+        if record is None:
             return super().fetchall()
         start = perf_counter_ns()
         rows = super().fetchall()
-        measured["elapsed_ns"] += perf_counter_ns() - start
-        measured["rows_returned"] += len(rows)
-        self._qprof_measured = None
+        record[ELAPSED_NS] += perf_counter_ns() - start
+        record[ROWS_RETURNED] += len(rows)
+        record[OPEN] = self._qprof_record = None
         return rows
 
 
@@ -303,67 +313,55 @@ def _begin(
     params: Any,
     frame: Any,
     many: int | None = None,
-) -> tuple[dict[str, Any], int | None]:
-    """Buffer the statement's record and return its ``measured`` part (filled later).
+) -> tuple[list[Any], int | None]:
+    """Buffer the statement's record and return it (filled in later) and total_changes.
 
-    A record is buffered before the statement runs and its ``measured`` dict is
-    updated in place as rows are fetched, so a cursor left half-read (a
-    ``fetchone()`` of a longer result) needs no finalizer: the buffer is written
-    out later, with whatever was counted by then.
+    A record is buffered before the statement runs and filled in as rows are
+    fetched, so a cursor left half-read (a ``fetchone()`` of a longer result)
+    needs no finalizer: it is written with whatever was counted by then.
     """
-    measured: dict[str, Any] = {
-        "elapsed_ns": 0,
-        "rows_returned": 0,
-        "rows_changed": 0,
-        "error": None,
-    }
     recorder = state.recorder
-    before = None
     try:
-        if cursor._qprof_measured is not None:
-            cursor._qprof_measured = None
+        previous = cursor._qprof_record
+        if previous is not None:
+            previous[OPEN] = cursor._qprof_record = None
         connection = cursor.connection
         if state.dirty:
             snapshot_schema(connection, state)
-        text = sql if isinstance(sql, str) else str(sql)
+        text = sql if type(sql) is str else str(sql)
         if text.lstrip()[:5].upper() in _DDL_PREFIXES:
             state.dirty = True
-        record = statement_record(
-            recorder,
-            text,
-            params,
-            frame,
-            state.id,
-            state.database,
-            "sqlite3",
-            many,
-            measured,
+        record = recorder.begin(
+            text, params, frame, state.id, state.database, "sqlite3", many
         )
-        before = connection.total_changes
-        recorder.add(record)
+        return record, connection.total_changes
     except Exception as error:
         recorder.fail(error)
-    return measured, before
+        return detached_record(), None
 
 
 def _executed(
-    cursor: TracingCursor, measured: dict[str, Any], start: int, before: int | None
+    cursor: TracingCursor, record: list[Any], start: int, before: int | None
 ) -> Any:
-    measured["elapsed_ns"] = perf_counter_ns() - start
+    record[ELAPSED_NS] = perf_counter_ns() - start
     try:
         if before is not None:
-            measured["rows_changed"] = cursor.connection.total_changes - before
+            record[ROWS_CHANGED] = cursor.connection.total_changes - before
         if cursor.description is not None:
-            cursor._qprof_measured = measured
+            cursor._qprof_record = record
+        else:
+            record[OPEN] = False
     except Exception as error:
+        record[OPEN] = False
         if cursor._qprof is not None:
             cursor._qprof.recorder.fail(error)
     return cursor
 
 
-def _failed(measured: dict[str, Any], start: int, error: BaseException) -> None:
-    measured["elapsed_ns"] = perf_counter_ns() - start
-    measured["error"] = f"{type(error).__name__}: {error}"
+def _failed(record: list[Any], start: int, error: BaseException) -> None:
+    record[ELAPSED_NS] = perf_counter_ns() - start
+    record[ERROR] = f"{type(error).__name__}: {error}"
+    record[OPEN] = False
 
 
 def _name(database: Any) -> str:

@@ -1,6 +1,6 @@
-"""Report: the profile as terminal text or as a JSON document with stable keys."""
+"""Report: the profile as terminal text (``text``), a JSON document with stable keys
+(``json_doc``), Markdown and self-contained HTML; ``output`` writes them out.
 
-from qprof.report.json_doc import profile_document
-from qprof.report.text import render_text
-
-__all__ = ["profile_document", "render_text"]
+The modules are imported by name, so the pytest plugin's summary, which needs only
+``text``'s formatting helpers, does not load the recommender with ``json_doc``.
+"""
