@@ -9,7 +9,6 @@ the same samples replay would. A trace without measurements is replayed.
 from __future__ import annotations
 
 import itertools
-import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +22,7 @@ from qprof.plan import explain_plan, is_readonly
 from qprof.profile import Measurement, ProfileBuilder, WorkloadProfile
 from qprof.readers import ReadProblems, ReadProgress, detect_format
 from qprof.readers.qprof_trace import read_records
-from qprof.readers.sql_text import first_word, without_literals
+from qprof.readers.sql_text import reads_only
 from qprof.replay import (
     PLAN_LAST_SAMPLE,
     STATEMENT_ERRORS,
@@ -184,26 +183,7 @@ def _is_readonly(connection: apsw.Connection, sql: str) -> bool:
     except STATEMENT_ERRORS:
         # It does not prepare here (a CREATE of a table the replica has, a table it
         # lacks): judge by its words, as SQLite would have.
-        return _reads_only(sql)
-
-
-def _reads_only(sql: str) -> bool:
-    """Return True when ``sql``'s words say it only reads.
-
-    >>> _reads_only("SELECT 1"), _reads_only("WITH x AS (SELECT 1) DELETE FROM t")
-    (True, False)
-    >>> _reads_only("CREATE TABLE t (a)"), _reads_only("PRAGMA table_info(t)")
-    (False, True)
-    """
-    word = first_word(sql)
-    if word in ("SELECT", "VALUES", "EXPLAIN"):
-        return True
-    if word == "PRAGMA":
-        return "=" not in without_literals(sql)
-    if word == "WITH":
-        words = set(re.findall(r"[A-Za-z]+", without_literals(sql).upper()))
-        return not words & {"INSERT", "UPDATE", "DELETE", "REPLACE"}
-    return False
+        return reads_only(sql)
 
 
 def _int(value: Any) -> int:

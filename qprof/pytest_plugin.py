@@ -99,10 +99,13 @@ class QprofPlugin:
             getattr(config.option, "numprocesses", None)
         )
         trace_path = _worker_path(path, self.worker) if self.worker else path
+        # Options are checked before anything starts: a usage error leaves no trace
+        # running and no child process behind.
+        self.gate = TestGate.from_config(config, trace_path.parent)
         self.tracer: Tracer | None = None
         if not self.is_controller:
             self.tracer = Tracer(trace_path, flush_on_signals=False).start()
-        self.gate = TestGate.from_config(config, trace_path.parent)
+        self.summary = SummaryWorker() if self.worker is None else None
         if self.gate is not None and self.tracer is not None and self.tracer.recorder:
             self.gate.recorder = self.tracer.recorder
             self.tracer.recorder.listeners.append(self.gate.take)
@@ -145,17 +148,120 @@ class QprofPlugin:
         top = self.config.getoption("qprof_top")
         n_plus_one_min = self.config.getoption("qprof_n_plus_one_min")
         terminalreporter.write_sep("=", "qprof")
-        for line in summarize_trace(self.path, top, n_plus_one_min):
+        lines = None
+        if self.summary is not None:
+            lines = self.summary.summarize(self.path, top, n_plus_one_min)
+        if lines is None:
+            try:
+                lines = summarize_trace(self.path, top, n_plus_one_min)
+            except Exception as error:  # the tests passed or failed on their own
+                lines = [
+                    f"qprof: traced to {self.path}; the summary failed on an internal "
+                    f"error ({type(error).__name__}: {error}); please report it"
+                ]
+        for line in lines:
             terminalreporter.write_line(line)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Stop the capture if the session ended early."""
         self.stop()
+        if self.summary is not None:
+            self.summary.close()
 
     def stop(self) -> None:
         """Stop the capture (once)."""
         if self.tracer is not None:
             self.tracer.stop()
+
+
+class SummaryWorker:
+    """A child process that imports the analysis while the tests run.
+
+    The summary needs the profile, the analyzer and sqlglot, a tenth of a second
+    or more of imports: the child pays it on another core at the start, then
+    waits for the trace's path on its standard input. Whatever goes wrong with
+    it, ``summarize`` returns None and the summary is made in this process.
+    """
+
+    TIMEOUT_S = 900
+
+    def __init__(self) -> None:
+        import os
+        import subprocess
+        import sys
+
+        import qprof
+
+        package_root = str(Path(qprof.__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (package_root, env.get("PYTHONPATH")) if p
+        )
+        self.process: Any = None
+        try:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "import qprof.pytest_plugin as p; p.serve_summary()",
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+        except OSError:
+            self.process = None
+
+    def summarize(self, path: Path, top: int, n_plus_one_min: int) -> list[str] | None:
+        """Return the summary lines the child made, or None when it could not."""
+        import subprocess
+
+        if self.process is None:
+            return None
+        import os
+
+        try:
+            folder = os.getcwd()
+        except OSError:
+            return None
+        request = {"path": str(path), "cwd": folder, "top": top, "min": n_plus_one_min}
+        try:
+            out, _ = self.process.communicate(
+                json.dumps(request).encode() + b"\n", timeout=self.TIMEOUT_S
+            )
+            lines = json.loads(out)
+        except (subprocess.TimeoutExpired, OSError, ValueError):
+            self.close()
+            return None
+        if self.process.returncode != 0 or not isinstance(lines, list):
+            return None
+        return [str(line) for line in lines]
+
+    def close(self) -> None:
+        """Stop the child if it is still waiting."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def serve_summary() -> None:
+    """Run in the ``SummaryWorker`` child: import, wait for a request, answer it."""
+    import os
+    import sys
+
+    import qprof.analyze
+    import qprof.loading
+    import qprof.report.text  # noqa: F401
+
+    line = sys.stdin.readline()
+    if not line:
+        return  # the tests' process went away
+    request = json.loads(line)
+    os.chdir(request["cwd"])  # the path is shown as the tests' process names it
+    lines = summarize_trace(Path(request["path"]), request["top"], request["min"])
+    sys.stdout.write(json.dumps(lines))
+    sys.stdout.flush()
 
 
 PLUGIN_KEY = pytest.StashKey[QprofPlugin]()
@@ -267,6 +373,10 @@ def summarize_trace(path: Path, top: int = 5, n_plus_one_min: int = 5) -> list[s
     try:
         profile = profile_trace(path, None)
     except QprofError as error:
+        if not _has_statements(path):
+            return [
+                f"qprof: 0 statements: the tests sent nothing to SQLite; trace: {path}"
+            ]
         return [f"qprof: traced to {path}; no analysis: {error}"]
     thresholds = Thresholds(scan_min_rows=0, n_plus_one_min=n_plus_one_min)
     analysis = analyze_profile(profile, None, thresholds, kinds=SUMMARY_KINDS)
@@ -299,6 +409,14 @@ def summarize_trace(path: Path, top: int = 5, n_plus_one_min: int = 5) -> list[s
     return lines
 
 
+def _has_statements(path: Path) -> bool:
+    try:
+        with open(path, "rb") as lines:
+            return any(line.startswith(b'{"sql"') for line in lines)
+    except OSError:
+        return False
+
+
 def _finding_lines(profile: Any, finding: Any) -> list[str]:
     where = finding.table or ""
     if finding.columns:
@@ -323,22 +441,27 @@ def _worker_path(path: Path, worker: str) -> Path:
 
 
 def _merge_workers(path: Path) -> None:
-    """Concatenate the workers' traces into ``path`` (one header) and remove them."""
-    # Limitation: the pytest-xdist merge is untested here (xdist is not installed).
+    """Concatenate the workers' traces into ``path`` (one header) and remove them.
+
+    Each worker's part starts with a ``qprof_part`` record naming the worker and
+    its process: connection numbers are unique within a process only.
+    """
     parts = sorted(path.parent.glob(f"{path.stem}.gw*{path.suffix}"))
     if not parts:
         return
     from qprof.trace import TRACE_HEADER_KEY
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as out:
-        out.write(
-            json.dumps({TRACE_HEADER_KEY: 1, "created_by": "qprof pytest (xdist)"})
-        )
-        out.write("\n")
+    with open(path, "wb") as out:
+        header = {TRACE_HEADER_KEY: 1, "created_by": "qprof pytest (xdist)"}
+        out.write(json.dumps(header).encode() + b"\n")
         for part in parts:
-            with open(part, encoding="utf-8") as lines:
+            worker = part.name[len(path.stem) + 1 : -len(path.suffix) or None]
+            with open(part, "rb") as lines:
                 for line in lines:
-                    if not line.startswith(f'{{"{TRACE_HEADER_KEY}"'):
-                        out.write(line if line.endswith("\n") else line + "\n")
+                    if line.startswith(b'{"' + TRACE_HEADER_KEY.encode() + b'"'):
+                        first = json.loads(line)
+                        record = {"worker": worker, "pid": first.get("pid")}
+                        line = json.dumps({"qprof_part": record}).encode()
+                    out.write(line if line.endswith(b"\n") else line + b"\n")
             part.unlink()

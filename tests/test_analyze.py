@@ -78,6 +78,23 @@ def test_a_scan_the_query_needs_ranks_low(shop_db, tmp_path):
     assert scan.severity == "low" and scan.evidence["needed_by_query"] is True
 
 
+def test_a_scan_that_stops_at_its_limit_is_not_a_full_scan(shop_db, tmp_path):
+    analysis = analyze(
+        shop_db,
+        tmp_path,
+        "SELECT * FROM orders ORDER BY id LIMIT 101;",  # rowid order: 101 rows read
+        "SELECT * FROM (SELECT id, status FROM orders) LIMIT 0;",
+        "SELECT * FROM users ORDER BY country LIMIT 5;",  # sorts all 3,000 first
+        "SELECT count(*) FROM orders LIMIT 1;",
+        "SELECT * FROM (VALUES (1), (2), (3)) JOIN tiny ON tiny.id = column1;",
+    )
+    scans = {(f.table, f.sql) for f in of_kind(analysis, "full_scan")}
+    assert scans == {
+        ("users", "SELECT * FROM users ORDER BY country LIMIT 5;"),
+        ("orders", "SELECT count(*) FROM orders LIMIT 1;"),
+    }
+
+
 def test_flags_unindexed_filter_resolving_alias_and_unqualified_names(
     shop_db, tmp_path
 ):
@@ -127,6 +144,21 @@ def test_flags_n_plus_one_and_shows_the_values_came_from_the_parent(shop_db, tmp
     assert loop.evidence["values_found_in_parent_rows"] == {"checked": 6, "found": 6}
     assert loop.evidence["callers"] == ["app.py:42"]
     assert "user_id IN (...)" in loop.advice
+
+
+def test_a_setting_between_parent_and_loop_is_not_taken_for_the_parent(
+    shop_db, tmp_path
+):
+    parent = {"sql": "SELECT id FROM users WHERE country = ? LIMIT 6", "params": ["c7"]}
+    setting = {"sql": "PRAGMA recursive_triggers = on"}
+    children = [
+        {"sql": "SELECT * FROM orders WHERE user_id = ?", "params": [i]}
+        for i in (7, 37, 67, 97, 127, 157)
+    ]
+    analysis = analyze(shop_db, tmp_path, parent, setting, *children, name="t.jsonl")
+    (loop,) = of_kind(analysis, "n_plus_one")
+    assert loop.evidence["parent_sql"] == parent["sql"]
+    assert loop.evidence["values_found_in_parent_rows"] == {"checked": 6, "found": 6}
 
 
 def test_a_loop_of_three_is_not_an_n_plus_one_by_default(shop_db, tmp_path):

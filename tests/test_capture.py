@@ -287,6 +287,31 @@ def test_analyzes_an_in_memory_database_on_a_replica_of_its_schema(tmp_path):
     )
 
 
+def test_a_data_layer_is_passed_over_unless_nothing_called_it(tmp_path, monkeypatch):
+    from qprof.capture import recorder
+
+    layer = tmp_path / "fakeorm"
+    layer.mkdir()
+    (layer / "__init__.py").write_text(
+        "def run(db, sql):\n    return db.execute(sql).fetchall()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(recorder, "_DATA_LAYERS", ("fakeorm",))
+    import fakeorm
+
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace):
+        db = sqlite3.connect(":memory:", check_same_thread=False)
+        line = sys._getframe().f_lineno + 1
+        fakeorm.run(db, "SELECT 1")
+        worker = threading.Thread(target=fakeorm.run, args=(db, "SELECT 2"))
+        worker.start()
+        worker.join()
+    callers = {r["sql"]: r["caller"] for r in records(trace)}
+    assert callers["SELECT 1"] == f"{HERE}:{line}"
+    assert callers["SELECT 2"].endswith("fakeorm/__init__.py:2")
+
+
 def test_a_working_directory_removed_mid_trace_keeps_callers(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     gone = tmp_path / "gone"

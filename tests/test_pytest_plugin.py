@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -164,3 +165,103 @@ def test_fail_on_rejects_an_unknown_kind(pytester):
     result = pytester.runpytest("--qprof", "--qprof-fail-on=slow")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--qprof-fail-on: unknown kind slow*"])
+    from qprof.capture import active_tracer
+
+    assert active_tracer() is None  # refused before the capture started
+
+
+def test_the_summary_child_answers_as_the_tests_process_would(tmp_path, monkeypatch):
+    import sqlite3
+
+    import qprof
+    from qprof.pytest_plugin import SummaryWorker, summarize_trace
+
+    monkeypatch.chdir(tmp_path)
+    with qprof.trace("trace.jsonl", context="test_x"):
+        db = sqlite3.connect(":memory:")
+        db.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+        for i in range(8):
+            db.execute("SELECT name FROM users WHERE id = ?", (i,)).fetchall()
+    worker = SummaryWorker()
+    lines = worker.summarize(Path("trace.jsonl"), 5, 5)
+    assert lines == summarize_trace(Path("trace.jsonl"), 5, 5)
+    assert lines[0].startswith("qprof: 9 statements (2 fingerprints) in 1 tests")
+    assert lines[0].endswith("trace: trace.jsonl")
+    assert worker.process.returncode == 0
+
+
+def test_a_dead_summary_child_leaves_the_summary_to_the_tests_process(tmp_path):
+    from qprof.pytest_plugin import SummaryWorker
+
+    worker = SummaryWorker()
+    worker.close()
+    assert worker.process.returncode is not None
+    assert worker.summarize(tmp_path / "trace.jsonl", 5, 5) is None
+
+
+def test_a_failing_summary_does_not_change_the_tests_outcome(pytester):
+    pytester.makeconftest(
+        """
+        import qprof.pytest_plugin as plugin
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("boom")
+
+        plugin.summarize_trace = broken
+        plugin.SummaryWorker.summarize = lambda self, *args: None
+        """
+    )
+    pytester.makepyfile(test_ok="def test_ok():\n    assert True\n")
+    result = pytester.runpytest_subprocess("--qprof=trace.jsonl")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        [
+            "qprof: traced to trace.jsonl; the summary failed on an internal error "
+            "(RuntimeError: boom); please report it"
+        ]
+    )
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_xdist_workers_traces_are_merged_into_one(pytester):
+    pytest.importorskip("xdist")
+    loop = """
+import sqlite3
+
+def test_{name}():
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE {name} (id INTEGER PRIMARY KEY, v TEXT)")
+    for i in range(6):
+        db.execute("SELECT v FROM {name} WHERE id = ?", (i,)).fetchall()
+"""
+    pytester.makepyfile(
+        test_one=loop.format(name="one"), test_two=loop.format(name="two")
+    )
+    result = pytester.runpytest_subprocess("-n", "2", "--qprof=trace.jsonl")
+    result.assert_outcomes(passed=2)
+    lines = (pytester.path / "trace.jsonl").read_text().splitlines()
+    parts = [json.loads(line)["qprof_part"] for line in lines if "qprof_part" in line]
+    assert sorted(p["worker"] for p in parts) == ["gw0", "gw1"]
+    assert len({p["pid"] for p in parts}) == 2
+    statements = [json.loads(line) for line in lines if line.startswith('{"sql"')]
+    assert sorted({s["context"] for s in statements}) == [
+        "test_one.py::test_one",
+        "test_two.py::test_two",
+    ]
+    assert len(statements) == 14
+    assert list(pytester.path.glob("trace.gw*.jsonl")) == []
+    result.stdout.fnmatch_lines(
+        ["qprof: 14 statements (4 fingerprints) in 2 tests*trace: trace.jsonl"]
+    )
+    assert result.stdout.str().count("n_plus_one [") == 2
+
+
+def test_naming_the_plugin_with_p_works_whether_or_not_it_autoloads(pytester):
+    pytester.makepyfile(test_ok="def test_ok():\n    assert True\n")
+    for autoload in ("", "1"):
+        pytester._monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", autoload)
+        result = pytester.runpytest_subprocess(
+            "-p", "qprof.pytest_plugin", "--qprof=trace.jsonl"
+        )
+        assert result.ret == pytest.ExitCode.OK, result.stderr.str()
+        result.stdout.fnmatch_lines(["qprof: 0 statements*trace: trace.jsonl"])

@@ -9,8 +9,11 @@ filter, no sort, no LIMIT) or of a small lookup table ranks low.
 
 from __future__ import annotations
 
+import re
+
 from qprof.analyze.finding import AnalysisContext, Finding
 from qprof.analyze.plans import PlanStep, plan_steps, step_table
+from qprof.plan import Plan
 from qprof.profile import FingerprintProfile
 from qprof.usage import StatementUsage
 
@@ -39,6 +42,12 @@ def detect_full_scans(context: AnalysisContext) -> list[Finding]:
                 rows = context.schema.row_count(table) or int(stepped)
                 if rows < context.thresholds.scan_min_rows:
                     continue
+                if (
+                    not step.is_automatic
+                    and _stops_at_limit(fp, usage, table, variant.plan)
+                    and stepped < max(rows, 1)
+                ):
+                    continue  # the scan ends after LIMIT rows, as the counter shows
                 done.add(table.lower())
                 findings.append(
                     _finding(context, fp, usage, step, table, rows, stepped)
@@ -95,6 +104,27 @@ def _finding(
             "needed_by_query": needed,
         },
     )
+
+
+def _stops_at_limit(
+    fp: FingerprintProfile, usage: StatementUsage | None, table: str, plan: Plan
+) -> bool:
+    """Return True when the scan of ``table`` stops once LIMIT rows came out.
+
+    That is so when nothing filters the table (every row scanned is a row
+    returned), nothing is sorted or grouped into a temp B-tree first (which
+    reads everything before the first row), and no aggregate reads it all.
+    """
+    if usage is None or not usage.has_limit or usage.filters_on(table):
+        return False
+    if any("TEMP B-TREE" in line.detail for line in plan):
+        return False
+    return _AGGREGATE.search(fp.sample_sql) is None
+
+
+_AGGREGATE = re.compile(
+    r"\b(?:count|sum|total|avg|min|max|group_concat|string_agg)\s*\(", re.IGNORECASE
+)
 
 
 def _scan_is_needed(usage: StatementUsage, table: str) -> bool:

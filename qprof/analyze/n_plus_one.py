@@ -22,6 +22,7 @@ from qprof.analyze.finding import AnalysisContext, Finding
 from qprof.fingerprint import literal_values
 from qprof.loops import ContextLoop, Occurrence
 from qprof.profile import FingerprintProfile
+from qprof.readers.sql_text import reads_only
 from qprof.usage import StatementUsage
 
 PARENT_ROWS = 10_000
@@ -132,9 +133,15 @@ def _is_paging(fp: FingerprintProfile) -> bool:
 
 
 def _parent(loop: ContextLoop) -> Occurrence | None:
-    """Return the nearest earlier statement that ran fewer times in the context."""
+    """Return the nearest earlier query that ran fewer times in the context.
+
+    Only a statement that returns rows can be the parent: a ``PRAGMA x = on``
+    or an UPDATE between the parent and its loop is passed over.
+    """
     for occurrence in reversed(loop.before):
         if occurrence.fingerprint == loop.fingerprint:
+            continue
+        if not reads_only(occurrence.sql) and "RETURNING" not in occurrence.sql.upper():
             continue
         if loop.counts_before.get(occurrence.fingerprint, 0) < loop.count:
             return occurrence

@@ -20,6 +20,8 @@ _STEP = re.compile(
     r"PRIMARY KEY|ROWID)(?: (?P<index>[^ (]+))?)?(?: \((?P<terms>[^)]*)\))?"
 )
 _VIRTUAL = re.compile(r"^SCAN (?P<name>\S+) VIRTUAL TABLE")
+# Steps over rows the statement itself spells out, not over a table.
+_NOT_A_TABLE = re.compile(r"^SCAN (?:\d+-ROW VALUES CLAUSE|CONSTANT ROW)")
 _TERM_COLUMN = re.compile(r"(?:ANY\()?([A-Za-z_][\w$]*)\)?\s*(?:=|>|<|IS|IN)")
 
 
@@ -70,9 +72,13 @@ def plan_steps(plan: Plan) -> list[PlanStep]:
     >>> step = plan_steps((PlanLine(0, "SEARCH t USING INDEX t_a (a=? AND b>?)"),))[0]
     >>> step.op, step.name, step.index, step.terms
     ('SEARCH', 't', 't_a', ('a', 'b'))
+    >>> plan_steps((PlanLine(0, "SCAN 100-ROW VALUES CLAUSE"),))
+    []
     """
     steps = []
     for position, line in enumerate(plan):
+        if _NOT_A_TABLE.match(line.detail):
+            continue
         virtual = _VIRTUAL.match(line.detail)
         if virtual:
             steps.append(

@@ -53,15 +53,26 @@ _SHAPE_KEYS = ("sql", "caller", "context", "thread", "connection", "database", "
 
 # Frames in these packages are never "the caller": the caller is the application line
 # that asked a driver or an ORM for the statement.
-_SKIPPED_PACKAGES = (
-    "qprof",
-    "apsw",
+_SKIPPED_PACKAGES = ("qprof", "apsw", "_pytest", "pytest", "pluggy")
+# Data layers over the drivers: passed over when an application frame called them,
+# and the caller themselves (the outermost of them) when none did, as in a thread
+# pool that runs queries handed to it.
+_DATA_LAYERS = (
     "sqlalchemy",
     "django",
-    "_pytest",
-    "pytest",
-    "pluggy",
+    "sqlite_utils",
+    "peewee",
+    "playhouse",
+    "pony",
+    "sqlmodel",
+    "aiosqlite",
+    "tortoise",
+    "piccolo",
+    "alembic",
+    "ormar",
+    "sqlobject",
 )
+_APPLICATION, _LIBRARY, _DATA_LAYER = 0, 1, 2
 
 context_label: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "qprof_context", default=None
@@ -96,13 +107,15 @@ class Recorder:
         self._flush_at = FLUSH_EVERY
         """Buffer length at which ``begin`` flushes (raised while records wait)."""
         self._closed = False
-        self._skip_code: dict[int, tuple[CodeType, str]] = {}
-        """id(code object) -> the code and its short file name ('' for a library's)."""
+        self._skip_code: dict[int, tuple[CodeType, str, int]] = {}
+        """id(code object) -> the code, its short file name and its kind of code."""
         self._callers: dict[tuple[int, int], str] = {}
         """(code object, bytecode offset) -> ``file:line`` (a line number is costly)."""
         self._shapes: dict[tuple[Any, ...], bytes] = {}
         """A record's SHAPE -> the start of its JSON line."""
-        self._driver_prefixes, self._stdlib_prefixes = _skipped_prefixes()
+        self._driver_prefixes = _package_prefixes(_SKIPPED_PACKAGES)
+        self._layer_prefixes = _package_prefixes(_DATA_LAYERS)
+        self._stdlib_prefixes = _stdlib_prefixes()
         try:
             self._root: str | None = os.getcwd()
         except OSError:  # started in a folder that is gone
@@ -179,29 +192,36 @@ class Recorder:
         )
 
     def caller(self, frame: FrameType | None) -> str | None:
-        """Return ``file:line`` of the first frame outside qprof, the stdlib and drivers."""
+        """Return ``file:line`` of the application frame that asked for the statement.
+
+        That is the first frame outside qprof, the standard library, the drivers
+        and the data layers (ORMs); without one, the outermost data-layer frame.
+        """
         # Keyed by id: a code object hashes its whole contents on every lookup. The
         # code object is kept in the value, so its id cannot be reused by another.
-        skip = self._skip_code
+        codes = self._skip_code
+        fallback = None
         while frame is not None:
             code = frame.f_code
-            entry = skip.get(id(code))
+            entry = codes.get(id(code))
             if entry is None:
-                filename = code.co_filename
-                name = (
-                    ""
-                    if self._is_library(filename)
-                    else _short_path(filename, self._root)
-                )
-                entry = skip[id(code)] = (code, name)
-            if entry[1]:
+                entry = codes[id(code)] = self._code_entry(code)
+            if entry[2] != _LIBRARY:
                 key = (id(code), frame.f_lasti)
                 caller = self._callers.get(key)
                 if caller is None:
                     caller = self._callers[key] = f"{entry[1]}:{frame.f_lineno}"
-                return caller
+                if entry[2] == _APPLICATION:
+                    return caller
+                fallback = caller
             frame = frame.f_back
-        return None
+        return fallback
+
+    def _code_entry(self, code: CodeType) -> tuple[CodeType, str, int]:
+        filename = code.co_filename
+        kind = self._kind_of(filename)
+        name = "" if kind == _LIBRARY else _short_path(filename, self._root)
+        return code, name, kind
 
     def fail(self, error: BaseException) -> None:
         """Count a failure of the tracer itself (never raised into the application)."""
@@ -297,14 +317,16 @@ class Recorder:
                 return index
         return len(buffer)
 
-    def _is_library(self, filename: str) -> bool:
+    def _kind_of(self, filename: str) -> int:
         if filename.startswith("<") or filename.startswith(self._driver_prefixes):
-            return True
+            return _LIBRARY
+        if filename.startswith(self._layer_prefixes):
+            return _DATA_LAYER
         # A system Python keeps site-packages under its stdlib folder: a package
-        # installed there is the application's, unless it is one of the drivers.
+        # installed there is the application's, unless it is one of the above.
         if "site-packages" in filename or "dist-packages" in filename:
-            return False
-        return filename.startswith(self._stdlib_prefixes)
+            return _APPLICATION
+        return _LIBRARY if filename.startswith(self._stdlib_prefixes) else _APPLICATION
 
 
 def detached_record() -> list[Any]:
@@ -463,15 +485,20 @@ def restore_signals(previous: list[tuple[int, Any]]) -> None:
             pass
 
 
-def _skipped_prefixes() -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _stdlib_prefixes() -> tuple[str, ...]:
     stdlib = set()
     for key in ("stdlib", "platstdlib"):
         path = sysconfig.get_paths().get(key)
         if path:
             stdlib.add(os.path.join(os.path.realpath(path), ""))
             stdlib.add(os.path.join(path, ""))
+    return tuple(sorted(stdlib))
+
+
+def _package_prefixes(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Return the folders (or files) the installed packages among ``names`` live in."""
     prefixes = set()
-    for name in _SKIPPED_PACKAGES:
+    for name in names:
         try:
             spec = importlib.util.find_spec(name)
         except (ImportError, ValueError):
@@ -482,7 +509,7 @@ def _skipped_prefixes() -> tuple[tuple[str, ...], tuple[str, ...]]:
             prefixes.add(os.path.join(location, ""))
         if spec.origin and not spec.submodule_search_locations:
             prefixes.add(spec.origin)
-    return tuple(sorted(prefixes)), tuple(sorted(stdlib))
+    return tuple(sorted(prefixes))
 
 
 def _short_path(filename: str, root: str | None) -> str:

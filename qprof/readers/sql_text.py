@@ -43,6 +43,25 @@ def first_word(text: str) -> str:
     return match.group(1).upper() if match else ""
 
 
+def reads_only(sql: str) -> bool:
+    """Return True when ``sql``'s words say it only reads.
+
+    >>> reads_only("SELECT 1"), reads_only("WITH x AS (SELECT 1) DELETE FROM t")
+    (True, False)
+    >>> reads_only("CREATE TABLE t (a)"), reads_only("PRAGMA table_info(t)")
+    (False, True)
+    """
+    word = first_word(sql)
+    if word in ("SELECT", "VALUES", "EXPLAIN"):
+        return True
+    if word == "PRAGMA":
+        return "=" not in without_literals(sql)
+    if word == "WITH":
+        words = set(re.findall(r"[A-Za-z]+", without_literals(sql).upper()))
+        return not words & {"INSERT", "UPDATE", "DELETE", "REPLACE"}
+    return False
+
+
 def is_statement_start(text: str) -> bool:
     """Return True when ``text`` begins with a word a statement can begin with."""
     return first_word(text) in STATEMENT_WORDS
