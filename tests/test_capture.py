@@ -287,7 +287,9 @@ def test_analyzes_an_in_memory_database_on_a_replica_of_its_schema(tmp_path):
     )
 
 
-def test_a_data_layer_is_passed_over_unless_nothing_called_it(tmp_path, monkeypatch):
+def test_the_caller_is_the_apps_line_past_installed_packages_and_orms(
+    tmp_path, monkeypatch
+):
     from qprof.capture import recorder
 
     layer = tmp_path / "fakeorm"
@@ -295,21 +297,33 @@ def test_a_data_layer_is_passed_over_unless_nothing_called_it(tmp_path, monkeypa
     (layer / "__init__.py").write_text(
         "def run(db, sql):\n    return db.execute(sql).fetchall()\n"
     )
+    installed = tmp_path / "site-packages"  # an installed web framework
+    (installed / "fakeweb").mkdir(parents=True)
+    (installed / "fakeweb" / "__init__.py").write_text(
+        "def handle(view, *args):\n    return view(*args)\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.syspath_prepend(str(installed))
     monkeypatch.setattr(recorder, "_DATA_LAYERS", ("fakeorm",))
     import fakeorm
+    import fakeweb
 
     trace = tmp_path / "t.jsonl"
     with qprof.trace(trace):
         db = sqlite3.connect(":memory:", check_same_thread=False)
         line = sys._getframe().f_lineno + 1
-        fakeorm.run(db, "SELECT 1")
-        worker = threading.Thread(target=fakeorm.run, args=(db, "SELECT 2"))
-        worker.start()
-        worker.join()
+        fakeweb.handle(fakeorm.run, db, "SELECT 1")
+        for target, args in (
+            (fakeorm.run, (db, "SELECT 2")),
+            (fakeweb.handle, (fakeorm.run, db, "SELECT 3")),
+        ):
+            worker = threading.Thread(target=target, args=args)
+            worker.start()
+            worker.join()
     callers = {r["sql"]: r["caller"] for r in records(trace)}
     assert callers["SELECT 1"] == f"{HERE}:{line}"
     assert callers["SELECT 2"].endswith("fakeorm/__init__.py:2")
+    assert callers["SELECT 3"].endswith("site-packages/fakeweb/__init__.py:2")
 
 
 def test_a_working_directory_removed_mid_trace_keeps_callers(tmp_path, monkeypatch):

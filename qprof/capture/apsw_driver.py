@@ -29,12 +29,12 @@ from qprof.capture.recorder import (
     ROWS_CHANGED,
     ROWS_RETURNED,
     Recorder,
+    changes_schema,
     detached_record,
 )
 
 perf_counter_ns = time.perf_counter_ns
 _SCHEMA_SQL = "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid"
-_DDL_PREFIXES = ("CREAT", "DROP ", "ALTER")
 _EVENTS_KEPT = 256
 
 active: Recorder | None = None
@@ -247,7 +247,7 @@ class TracingCursor(apsw.Cursor):
             if state.dirty:
                 snapshot_schema(connection, state)
             text = sql if type(sql) is str else str(sql)
-            if text.lstrip()[:5].upper() in _DDL_PREFIXES:
+            if changes_schema(text):
                 state.dirty = True
             self._qprof_changes = connection.total_changes()
             if state.counters:

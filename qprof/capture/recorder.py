@@ -54,9 +54,8 @@ _SHAPE_KEYS = ("sql", "caller", "context", "thread", "connection", "database", "
 # Frames in these packages are never "the caller": the caller is the application line
 # that asked a driver or an ORM for the statement.
 _SKIPPED_PACKAGES = ("qprof", "apsw", "_pytest", "pytest", "pluggy")
-# Data layers over the drivers: passed over when an application frame called them,
-# and the caller themselves (the outermost of them) when none did, as in a thread
-# pool that runs queries handed to it.
+# Data layers over the drivers: passed over when other code called them, and the
+# caller themselves (the outermost of them) when nothing else did.
 _DATA_LAYERS = (
     "sqlalchemy",
     "django",
@@ -72,7 +71,9 @@ _DATA_LAYERS = (
     "ormar",
     "sqlobject",
 )
-_APPLICATION, _LIBRARY, _DATA_LAYER = 0, 1, 2
+_APPLICATION, _LIBRARY, _DATA_LAYER, _THIRD_PARTY = 0, 1, 2, 3
+"""Kinds of code: the application's own (outside the environment qprof runs in),
+the standard library and the drivers, a data layer, other installed packages."""
 
 context_label: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "qprof_context", default=None
@@ -106,7 +107,8 @@ class Recorder:
         self._lock = threading.Lock()
         self._flush_at = FLUSH_EVERY
         """Buffer length at which ``begin`` flushes (raised while records wait)."""
-        self._closed = False
+        self.closed = False
+        """True once ``close`` ran: records are no longer taken."""
         self._skip_code: dict[int, tuple[CodeType, str, int]] = {}
         """id(code object) -> the code, its short file name and its kind of code."""
         self._callers: dict[tuple[int, int], str] = {}
@@ -116,6 +118,11 @@ class Recorder:
         self._driver_prefixes = _package_prefixes(_SKIPPED_PACKAGES)
         self._layer_prefixes = _package_prefixes(_DATA_LAYERS)
         self._stdlib_prefixes = _stdlib_prefixes()
+        self._environment = tuple(
+            {os.path.join(p, "") for p in (sys.prefix, sys.exec_prefix)}
+            - {os.path.join(sys.base_prefix, "")}
+        )
+        """The virtual environment's folders (none when running a base Python)."""
         try:
             self._root: str | None = os.getcwd()
         except OSError:  # started in a folder that is gone
@@ -132,11 +139,6 @@ class Recorder:
         }
         self._file.write(_dumps(first) + b"\n")
         self._file.flush()
-
-    @property
-    def closed(self) -> bool:
-        """True once ``close`` ran: records are no longer taken."""
-        return self._closed
 
     def begin(
         self,
@@ -179,7 +181,7 @@ class Recorder:
 
     def add(self, record: dict[str, Any]) -> None:
         """Buffer a record that is not a statement (a schema snapshot, the summary)."""
-        if self._closed:
+        if self.closed:
             return
         self._buffer.append(record)
         if self.listeners:
@@ -194,28 +196,34 @@ class Recorder:
     def caller(self, frame: FrameType | None) -> str | None:
         """Return ``file:line`` of the application frame that asked for the statement.
 
-        That is the first frame outside qprof, the standard library, the drivers
-        and the data layers (ORMs); without one, the outermost data-layer frame.
+        That is the first frame of the application's own code (outside qprof,
+        the standard library, the drivers and installed packages); without one
+        (a query run in a thread pool of a web framework), the innermost frame of
+        an installed package, else the outermost frame of a data layer (an ORM).
         """
         # Keyed by id: a code object hashes its whole contents on every lookup. The
         # code object is kept in the value, so its id cannot be reused by another.
         codes = self._skip_code
-        fallback = None
+        third_party = layer = None
         while frame is not None:
             code = frame.f_code
             entry = codes.get(id(code))
             if entry is None:
                 entry = codes[id(code)] = self._code_entry(code)
-            if entry[2] != _LIBRARY:
+            kind = entry[2]
+            if kind != _LIBRARY and (kind != _THIRD_PARTY or third_party is None):
                 key = (id(code), frame.f_lasti)
                 caller = self._callers.get(key)
                 if caller is None:
                     caller = self._callers[key] = f"{entry[1]}:{frame.f_lineno}"
-                if entry[2] == _APPLICATION:
+                if kind == _APPLICATION:
                     return caller
-                fallback = caller
+                if kind == _THIRD_PARTY:
+                    third_party = caller
+                else:
+                    layer = caller
             frame = frame.f_back
-        return fallback
+        return third_party or layer
 
     def _code_entry(self, code: CodeType) -> tuple[CodeType, str, int]:
         filename = code.co_filename
@@ -282,7 +290,7 @@ class Recorder:
 
     def close(self) -> None:
         """Write everything out, with a closing summary record, and close the file."""
-        if self._closed:
+        if self.closed:
             return
         self.add(
             {
@@ -294,7 +302,7 @@ class Recorder:
             }
         )
         self.flush()
-        self._closed = True
+        self.closed = True
         with self._lock:
             try:
                 self._file.close()
@@ -322,11 +330,27 @@ class Recorder:
             return _LIBRARY
         if filename.startswith(self._layer_prefixes):
             return _DATA_LAYER
-        # A system Python keeps site-packages under its stdlib folder: a package
-        # installed there is the application's, unless it is one of the above.
+        # A system Python keeps site-packages under its stdlib folder.
         if "site-packages" in filename or "dist-packages" in filename:
-            return _APPLICATION
-        return _LIBRARY if filename.startswith(self._stdlib_prefixes) else _APPLICATION
+            return _THIRD_PARTY
+        if filename.startswith(self._stdlib_prefixes):
+            return _LIBRARY
+        # The environment's own scripts (bin/gunicorn, bin/pytest) are not the app's.
+        return _THIRD_PARTY if filename.startswith(self._environment) else _APPLICATION
+
+
+def changes_schema(sql: str) -> bool:
+    """Return True for a CREATE, DROP or ALTER statement (remembered per SQL text)."""
+    known = _schema_changes.get(sql)
+    if known is None:
+        if len(_schema_changes) > 10_000:
+            _schema_changes.clear()  # SQL with values inlined: texts without end
+        known = _schema_changes[sql] = sql.lstrip()[:5].upper() in _DDL_PREFIXES
+    return known
+
+
+_DDL_PREFIXES = ("CREAT", "DROP ", "ALTER")
+_schema_changes: dict[str, bool] = {}
 
 
 def detached_record() -> list[Any]:

@@ -30,6 +30,7 @@ from qprof.capture.recorder import (
     ROWS_CHANGED,
     ROWS_RETURNED,
     Recorder,
+    changes_schema,
     detached_record,
 )
 
@@ -38,7 +39,6 @@ _real_connect: Callable[..., sqlite3.Connection] = sqlite3.connect
 _FACTORY_POSITION = 4
 """``factory`` is the 6th parameter of ``sqlite3.connect``, the 5th after ``database``."""
 _SCHEMA_SQL = "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid"
-_DDL_PREFIXES = ("CREAT", "DROP ", "ALTER")
 
 active: Recorder | None = None
 _connections: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
@@ -329,7 +329,7 @@ def _begin(
         if state.dirty:
             snapshot_schema(connection, state)
         text = sql if type(sql) is str else str(sql)
-        if text.lstrip()[:5].upper() in _DDL_PREFIXES:
+        if changes_schema(text):
             state.dirty = True
         record = recorder.begin(
             text, params, frame, state.id, state.database, "sqlite3", many
