@@ -505,6 +505,83 @@ def test_shared_cache_and_garbage_collection_do_not_hang(tmp_path):
     assert len({r.get("thread") for r in records(trace)}) >= 7
 
 
+_DEADLOCK_SCRIPT = """
+import gc, sqlite3, sys
+import qprof
+URI = "file:qprof-deadlock?mode=memory&cache=shared"
+
+class Closer:  # garbage the cyclic GC frees: its __del__ closes a connection
+    def __init__(self, connection):
+        self.connection = connection
+        self.cycle = self
+    def __del__(self):
+        self.connection.close()
+
+def run():
+    root = sqlite3.connect(URI, uri=True)
+    root.execute("CREATE TABLE t (a)")
+    root.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(100)])
+    root.commit()
+    if sys.argv[1] == "naive":  # a tracer that runs Python inside sqlite3_step
+        root.set_trace_callback(lambda sql: gc.collect())
+    gc.disable()  # the garbage waits for the next collection, wherever it runs
+    for _ in range(5):
+        Closer(sqlite3.connect(URI, uri=True))
+    sys.setprofile(watch)
+    rows = root.execute("SELECT count(*) FROM t").fetchall()
+    sys.setprofile(None)
+    print(rows, len(python_inside_sqlite), flush=True)
+    gc.collect()
+
+depth = [0]
+python_inside_sqlite = []
+
+def watch(frame, event, arg):  # note Python called while a sqlite3 method runs
+    if event == "c_call" and isinstance(
+        getattr(arg, "__self__", None), (sqlite3.Cursor, sqlite3.Connection)
+    ):
+        depth[0] += 1
+    elif event in ("c_return", "c_exception") and depth[0] and isinstance(
+        getattr(arg, "__self__", None), (sqlite3.Cursor, sqlite3.Connection)
+    ):
+        depth[0] -= 1
+    elif event == "call" and depth[0]:
+        python_inside_sqlite.append(frame.f_code.co_name)
+
+if sys.argv[1] == "qprof":
+    with qprof.trace(sys.argv[2]):
+        run()
+else:
+    run()
+"""
+
+
+def test_the_shared_cache_deadlock_of_a_naive_tracer_does_not_happen(tmp_path):
+    script = tmp_path / "deadlock.py"
+    script.write_text(_DEADLOCK_SCRIPT)
+    trace = tmp_path / "t.jsonl"
+
+    def run(mode: str) -> subprocess.CompletedProcess[str] | None:
+        try:
+            return subprocess.run(
+                [sys.executable, str(script), mode, str(trace)],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                cwd=ROOT,
+            )
+        except subprocess.TimeoutExpired:
+            return None
+
+    # A garbage collection inside the trace callback closes another connection to
+    # the shared cache, which waits on the mutex the stepping statement holds.
+    assert run("naive") is None
+    done = run("qprof")
+    assert done is not None and done.returncode == 0, done and done.stderr
+    assert done.stdout.strip() == "[(100,)] 0"  # and no Python ran inside SQLite
+    assert [r["sql"] for r in records(trace)][-1] == "SELECT count(*) FROM t"
+
+
 def test_a_crash_mid_write_loads_up_to_the_last_whole_line(tmp_path):
     trace = tmp_path / "t.jsonl"
     script = textwrap.dedent(
