@@ -14,15 +14,40 @@ from typing import TYPE_CHECKING, Any  # noqa: E402
 # ``from qprof.trace import ...`` still reads the trace module: the module is
 # imported first, so a later import of it no longer rebinds the package's name.
 import qprof.trace as _trace_module  # noqa: E402, F401
-from qprof.capture import context, trace  # noqa: E402
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from qprof.capture import Tracer
     from qprof.fingerprint import Fingerprint, fingerprint_sql
     from qprof.frames import Profile
     from qprof.replay import replay_workload
 
-# Imported when first asked for: ``pytest --qprof`` and ``qprof run`` import
-# qprof.capture, and should not pay for the replay and analysis stages up front.
+
+def trace(
+    path: str | Path = "qprof-trace.jsonl",
+    *,
+    context: str | None = None,
+    counters: bool = True,
+) -> "Tracer":
+    """Return a tracer writing to ``path``: ``with qprof.trace(path):``.
+
+    See ``qprof.capture.trace``; this one imports the capture when called.
+    """
+    from qprof.capture import trace as start
+
+    return start(path, context=context, counters=counters)
+
+
+def context(label: str) -> "AbstractContextManager[None]":
+    """Label the statements run inside the block ``label``; see ``qprof.capture``."""
+    from qprof.capture import context as labelled
+
+    return labelled(label)
+
+
+# Stages imported when first asked for: the pytest plugin is imported by every
+# test run, and should cost nothing there without --qprof.
 _LAZY = {
     "Fingerprint": "qprof.fingerprint",
     "fingerprint_sql": "qprof.fingerprint",

@@ -659,3 +659,16 @@ def test_qprof_run_keeps_the_exit_code_and_prints_the_analysis(tmp_path):
 def test_qprof_run_help_has_an_example():
     result = CliRunner().invoke(main, ["run", "--help"])
     assert result.exit_code == 0 and "Example:" in result.output
+
+
+def test_the_package_level_trace_is_the_capture_s_own():
+    import inspect
+
+    from qprof import capture
+
+    def shape(function):
+        parameters = inspect.signature(function).parameters.values()
+        return [(p.name, p.kind, p.default) for p in parameters]
+
+    assert shape(qprof.trace) == shape(capture.trace)
+    assert shape(qprof.context) == shape(capture.context)

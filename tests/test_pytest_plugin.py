@@ -174,7 +174,7 @@ def test_the_summary_child_answers_as_the_tests_process_would(tmp_path, monkeypa
     import sqlite3
 
     import qprof
-    from qprof.pytest_plugin import SummaryWorker, summarize_trace
+    from qprof.capture.summary import SummaryWorker, summarize_trace
 
     monkeypatch.chdir(tmp_path)
     with qprof.trace("trace.jsonl", context="test_x"):
@@ -191,7 +191,7 @@ def test_the_summary_child_answers_as_the_tests_process_would(tmp_path, monkeypa
 
 
 def test_a_dead_summary_child_leaves_the_summary_to_the_tests_process(tmp_path):
-    from qprof.pytest_plugin import SummaryWorker
+    from qprof.capture.summary import SummaryWorker
 
     worker = SummaryWorker()
     worker.close()
@@ -202,13 +202,13 @@ def test_a_dead_summary_child_leaves_the_summary_to_the_tests_process(tmp_path):
 def test_a_failing_summary_does_not_change_the_tests_outcome(pytester):
     pytester.makeconftest(
         """
-        import qprof.pytest_plugin as plugin
+        import qprof.capture.summary as summary
 
         def broken(*args, **kwargs):
             raise RuntimeError("boom")
 
-        plugin.summarize_trace = broken
-        plugin.SummaryWorker.summarize = lambda self, *args: None
+        summary.summarize_trace = broken
+        summary.SummaryWorker.summarize = lambda self, *args: None
         """
     )
     pytester.makepyfile(test_ok="def test_ok():\n    assert True\n")
