@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import apsw
 
@@ -121,6 +122,9 @@ class Schema:
     """The database file."""
     _row_counts: dict[str, int] = field(default_factory=dict)
     _connection: apsw.Connection | None = None
+    sqlglot_schema: Any = None
+    """sqlglot's schema of these tables, made once by ``qprof.usage`` (its making
+    normalizes every name: hundreds of tables cost more than parsing a statement)."""
 
     def table(self, name: str) -> Table | None:
         """Return the table called ``name`` (any case), or None."""

@@ -23,6 +23,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, traverse_scope
+from sqlglot.schema import MappingSchema
 
 from qprof.schema import Schema
 
@@ -119,9 +120,11 @@ def statement_usage(sql: str, schema: Schema) -> StatementUsage | None:
         tree = sqlglot.parse_one(sql, dialect="sqlite")
         if tree is None:
             return None
+        if schema.sqlglot_schema is None:
+            schema.sqlglot_schema = MappingSchema(schema.as_sqlglot(), dialect="sqlite")  # type: ignore[arg-type]
         tree = qualify(
             tree,
-            schema=schema.as_sqlglot(),  # type: ignore[arg-type]
+            schema=schema.sqlglot_schema,
             dialect="sqlite",
             validate_qualify_columns=False,
             quote_identifiers=False,

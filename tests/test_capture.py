@@ -354,6 +354,10 @@ def test_schema_lookups_and_repeated_ddl_in_a_test_are_not_n_plus_one(tmp_path):
             db.execute(
                 "SELECT sql FROM sqlite_master WHERE name = ?", (f"t{number}",)
             ).fetchall()
+            db.execute(  # one sqlglot cannot read (a parameter named like)
+                "SELECT name FROM sqlite_master WHERE rootpage = 0 AND sql LIKE :like",
+                {"like": f"%t{number}%"},
+            ).fetchall()
             db.close()
         db = sqlite3.connect(":memory:")
         db.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, owner INTEGER)")

@@ -8,6 +8,7 @@ runs them all and returns the findings costliest first.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,12 +85,15 @@ def analyze_profile(
     database: str | Path | None = None,
     thresholds: Thresholds | None = None,
     kinds: tuple[str, ...] | None = None,
+    parse_all: bool = True,
 ) -> Analysis:
     """Run the detectors (all, or those named in ``kinds``) on ``profile``.
 
     ``database`` is the original database, opened read-only for row counts,
     re-running N+1 parents and the statistics what-if; without it those
-    detectors do less. Returns the findings costliest first.
+    detectors do less. ``parse_all`` parses every fingerprint, also those no
+    detector needed (for ``unparsed`` and the recommender). Returns the
+    findings costliest first.
     """
     connection = None
     if database is not None:
@@ -106,7 +110,7 @@ def analyze_profile(
             profile, schema, thresholds or Thresholds(), connection
         )
         findings, failed = _run(context, kinds)
-        for fp in profile.fingerprints.values():
+        for fp in profile.fingerprints.values() if parse_all else ():
             context.usage(fp)
     finally:
         if connection is not None:
@@ -148,10 +152,29 @@ def _run(
             failed[name] = f"{type(error).__name__}: {error}"
             continue
         for finding in found:
-            if (finding.table or "").lower().startswith("sqlite_"):
+            if _is_on_sqlite_tables(context, finding):
                 # SQLite's own tables (sqlite_schema, sqlite_sequence) take no index
                 # and no rewrite of ours: schema lookups by an ORM or a migration tool.
-                log.debug("%s on SQLite's %s left out", name, finding.table)
+                log.debug("%s on SQLite's own tables left out: %s", name, finding.sql)
                 continue
             findings.append(finding)
     return findings, failed
+
+
+def _is_on_sqlite_tables(context: AnalysisContext, finding: Finding) -> bool:
+    """Return True when the finding's table, or every table its statement reads, is
+    one of SQLite's own."""
+    if finding.table:
+        return finding.table.lower().startswith("sqlite_")
+    fp = context.profile.fingerprints.get(finding.fingerprint or "")
+    if fp is None:
+        return False
+    usage = context.usage(fp)
+    if usage is not None:
+        tables = set(usage.tables.values())
+    else:  # sqlglot could not read it: the names after FROM and JOIN
+        tables = {m[1] for m in _READ_TABLE.findall(fp.sample_sql)}
+    return bool(tables) and all(t.lower().startswith("sqlite_") for t in tables)
+
+
+_READ_TABLE = re.compile(r"""\b(?:FROM|JOIN)\s+(["`\[]?)([\w$]+)""", re.IGNORECASE)

@@ -17,11 +17,13 @@ def detect_automatic_indexes(context: AnalysisContext) -> list[Finding]:
     """Return one finding per fingerprint and table given an automatic index."""
     findings = []
     for fp in context.profile.costliest():
-        usage = context.usage(fp)
-        aliases = usage.tables if usage else {}
         steps = [s for s in plan_steps(fp.plan) if s.is_automatic]
         if not steps and fp.autoindex:
             findings.append(_finding(context, fp, None, (), "the AUTOINDEX counter"))
+        if not steps:
+            continue
+        usage = context.usage(fp)
+        aliases = usage.tables if usage else {}
         for step in steps:
             table = step_table(step.name, aliases)
             findings.append(_finding(context, fp, table, step.terms, step.line.detail))

@@ -22,36 +22,37 @@ def detect_full_scans(context: AnalysisContext) -> list[Finding]:
     """Return one finding per fingerprint and table read in full."""
     findings = []
     for fp in context.profile.costliest():
+        scans = [
+            (variant, step)
+            for variant in fp.plans
+            for step in plan_steps(variant.plan)
+            if step.is_full_scan or step.is_automatic
+        ]
+        if not scans:
+            continue  # parsed only when needed: sqlglot takes milliseconds a statement
         usage = context.usage(fp)
         aliases = usage.tables if usage else {}
         done: set[str] = set()
-        for variant in fp.plans:
-            for step in plan_steps(variant.plan):
-                if not (step.is_full_scan or step.is_automatic):
-                    continue
-                table = step_table(step.name, aliases)
-                if table.lower() in done or table.lower().startswith("sqlite_"):
-                    continue  # SQLite's own tables (sqlite_schema, stats) are not the app's
-                info = context.table_named(table)
-                if info is not None and info.kind != "table":
-                    continue
-                runs = max(fp.count, 1)
-                stepped = (
-                    fp.autoindex if step.is_automatic else fp.fullscan_step
-                ) / runs
-                rows = context.schema.row_count(table) or int(stepped)
-                if rows < context.thresholds.scan_min_rows:
-                    continue
-                if (
-                    not step.is_automatic
-                    and _stops_at_limit(fp, usage, table, variant.plan)
-                    and stepped < max(rows, 1)
-                ):
-                    continue  # the scan ends after LIMIT rows, as the counter shows
-                done.add(table.lower())
-                findings.append(
-                    _finding(context, fp, usage, step, table, rows, stepped)
-                )
+        for variant, step in scans:
+            table = step_table(step.name, aliases)
+            if table.lower() in done or table.lower().startswith("sqlite_"):
+                continue  # SQLite's own tables (sqlite_schema, stats) are not the app's
+            info = context.table_named(table)
+            if info is not None and info.kind != "table":
+                continue
+            runs = max(fp.count, 1)
+            stepped = (fp.autoindex if step.is_automatic else fp.fullscan_step) / runs
+            rows = context.schema.row_count(table) or int(stepped)
+            if rows < context.thresholds.scan_min_rows:
+                continue
+            if (
+                not step.is_automatic
+                and _stops_at_limit(fp, usage, table, variant.plan)
+                and stepped < max(rows, 1)
+            ):
+                continue  # the scan ends after LIMIT rows, as the counter shows
+            done.add(table.lower())
+            findings.append(_finding(context, fp, usage, step, table, rows, stepped))
     return findings
 
 

@@ -11,11 +11,13 @@ join. Findings with the same table and columns are merged across statements.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from qprof.analyze.finding import AnalysisContext, Finding, serving_index
-from qprof.analyze.plans import is_scanned_inside_join
+from qprof.analyze.plans import is_scanned_inside_join, plan_steps
 from qprof.profile import FingerprintProfile
+from qprof.readers.sql_text import without_literals
 from qprof.usage import ColumnUse, StatementUsage
 
 _EQUAL = ("eq", "in", "is_null")
@@ -26,6 +28,8 @@ def detect_unindexed_filters(context: AnalysisContext) -> list[Finding]:
     """Return one finding per table and filter shape that no index serves."""
     merged: dict[tuple[str, tuple[str, ...]], Finding] = {}
     for fp in context.profile.costliest():
+        if not _may_filter(fp):
+            continue  # parsed only when it may filter: sqlglot takes milliseconds
         usage = context.usage(fp)
         if usage is None:
             continue
@@ -37,6 +41,17 @@ def detect_unindexed_filters(context: AnalysisContext) -> list[Finding]:
             else:
                 _merge(context, found, fp)
     return list(merged.values())
+
+
+def _may_filter(fp: FingerprintProfile) -> bool:
+    """Return False when the statement cannot filter a table: its plan reads none,
+    or it has no WHERE, ON or USING (a CREATE, an INSERT ... VALUES)."""
+    if fp.plans and not any(plan_steps(v.plan) for v in fp.plans):
+        return False
+    return _FILTER_WORD.search(without_literals(fp.sample_sql)) is not None
+
+
+_FILTER_WORD = re.compile(r"\b(?:WHERE|ON|USING)\b", re.IGNORECASE)
 
 
 def _unserved(

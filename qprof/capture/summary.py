@@ -22,7 +22,7 @@ def summarize_trace(path: Path, top: int = 5, n_plus_one_min: int = 5) -> list[s
     Plans are taken on an empty replica of the captured schema, so full scans
     count whatever the table's size (``scan_min_rows`` is 0).
     """
-    from qprof.analyze import Thresholds, analyze_profile
+    from qprof.analyze import SEVERITIES, Thresholds, analyze_profile
     from qprof.errors import QprofError
     from qprof.loading import profile_trace
     from qprof.report.text import format_duration
@@ -36,7 +36,9 @@ def summarize_trace(path: Path, top: int = 5, n_plus_one_min: int = 5) -> list[s
             ]
         return [f"qprof: traced to {path}; no analysis: {error}"]
     thresholds = Thresholds(scan_min_rows=0, n_plus_one_min=n_plus_one_min)
-    analysis = analyze_profile(profile, None, thresholds, kinds=SUMMARY_KINDS)
+    analysis = analyze_profile(
+        profile, None, thresholds, kinds=SUMMARY_KINDS, parse_all=False
+    )
     contexts = {c for fp in profile.fingerprints.values() for c in fp.contexts if c}
     lines = [
         f"qprof: {profile.statements} statements ({len(profile.fingerprints)} fingerprints) "
@@ -51,11 +53,15 @@ def summarize_trace(path: Path, top: int = 5, n_plus_one_min: int = 5) -> list[s
         lines.append(
             f"  {fp.fingerprint.id}  {fp.count:>5}x  {format_duration(fp.total_ns):>10}  {sql}"
         )
-    # Reads first: in a test run, loops of INSERTs are mostly fixtures seeding data.
+    # Reads first (in a test run, loops of INSERTs are mostly fixtures seeding
+    # data), and by severity: a scan the query needs ranks low, after the others.
     findings = sorted(
         analysis.findings,
         key=lambda f: (
-            not getattr(profile.fingerprints.get(f.fingerprint or ""), "readonly", True)
+            not getattr(
+                profile.fingerprints.get(f.fingerprint or ""), "readonly", True
+            ),
+            SEVERITIES.index(f.severity),
         ),
     )
     lines.append(f"findings ({len(findings)}):" if findings else "findings: none")
