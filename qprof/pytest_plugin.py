@@ -281,6 +281,7 @@ def _merge_workers(path: Path) -> None:
     Each worker's part starts with a ``qprof_part`` record naming the worker and
     its process: connection numbers are unique within a process only.
     """
+    # Limitation: connection numbers are unique within a worker's process only.
     parts = sorted(path.parent.glob(f"{path.stem}.gw*{path.suffix}"))
     if not parts:
         return

@@ -58,6 +58,8 @@ def captured_schema(path: str | Path) -> list[str]:
                 )
                 if name.startswith("sqlite_"):
                     continue
+                # Limitation: databases are merged by name, the last definition of a
+                # table winning; statements written for an earlier one may not plan.
                 objects.pop((kind, name), None)
                 objects[(kind, name)] = str(sql)
     ordered = sorted(objects.items(), key=lambda item: _ORDER[item[0][0]])

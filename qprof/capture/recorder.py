@@ -425,6 +425,8 @@ def _counters(events: list[dict[str, Any]], sql: str) -> dict[str, int]:
     """
     vm_step = fullscan_step = sort = autoindex = 0
     for event in events:
+        # Limitation: another cursor of the connection finishing the same SQL while
+        # this statement was read adds its counters here (events carry no cursor).
         if event.get("sql", "") not in sql:
             continue
         status = event.get("stmt_status") or {}

@@ -111,10 +111,13 @@ def _summary(profile: WorkloadProfile) -> str:
             else "on the original, opened read-only"
         )
         head = f"Replayed {counted} against {profile.database} {where}."
+    steps = f"{format_count(profile.vm_step)} VM steps"
+    if not profile.vm_step and profile.mode.startswith("trace") and profile.statements:
+        steps = "no VM step counts in the trace (stdlib sqlite3 capture records none)"
     text = (
         f"{head}\n"
-        f"Measured time {format_duration(profile.total_ns)}, {format_count(profile.vm_step)} "
-        f"VM steps; {plural(profile.error_count, 'failed statement')}; "
+        f"Measured time {format_duration(profile.total_ns)}, {steps}; "
+        f"{plural(profile.error_count, 'failed statement')}; "
         f"{plural(profile.skipped_lines, 'skipped line')}."
     )
     if not profile.statements:
