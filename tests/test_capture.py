@@ -193,6 +193,24 @@ def test_apsw_records_counters_rows_and_errors(tmp_path):
     assert failed["measured"]["error"].startswith("SQLError")
 
 
+def test_apsw_counts_rows_fetched_one_by_one_then_all_at_once(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace):
+        db = apsw.Connection(":memory:")
+        db.execute("CREATE TABLE t (a); INSERT INTO t VALUES (1), (2), (3)")
+        cursor = db.cursor()
+        cursor.execute("SELECT a FROM t ORDER BY a")
+        assert (cursor.fetchone(), cursor.fetchall()) == ((1,), [(2,), (3,)])
+        assert db.execute("SELECT a FROM t WHERE a > ?", (1,)).fetchall() == [
+            (2,),
+            (3,),
+        ]
+    _script, mixed, at_once = records(trace)
+    assert mixed["measured"]["rows_returned"] == 3
+    assert at_once["measured"]["rows_returned"] == 2
+    assert at_once["measured"]["fullscan_step"] == 2  # steps from row 1 to 2 to 3
+
+
 def test_threads_and_several_connections_each_keep_their_records(tmp_path):
     trace = tmp_path / "t.jsonl"
 

@@ -214,6 +214,21 @@ class TracingCursor(apsw.Cursor):
         record[ROWS_RETURNED] += 1
         return row
 
+    def fetchall(self) -> list[Any]:
+        """Return the remaining rows, counting them (once, not row by row)."""
+        record = self._qprof_record
+        if record is None:
+            return super().fetchall()
+        self._qprof_record = None  # __next__ takes its short way for each row
+        start = perf_counter_ns()
+        try:
+            rows = super().fetchall()
+        finally:
+            record[ELAPSED_NS] += perf_counter_ns() - start
+            self._qprof_done(record)
+        record[ROWS_RETURNED] += len(rows)
+        return rows
+
     def fetchone(self) -> Any:
         """Return the next row, or None at the end, counting it."""
         try:
