@@ -400,3 +400,13 @@ def test_findings_come_costliest_first(shop_db, tmp_path):
     shares = [f.time_share for f in analysis.findings if f.fingerprint]
     assert shares == sorted(shares, reverse=True)
     assert analysis.findings[0].table == "orders"
+
+
+def test_statements_sqlglot_reads_as_bare_commands_log_no_warning(caplog):
+    from qprof.schema import Schema
+    from qprof.usage import statement_usage
+
+    with caplog.at_level("WARNING"):
+        statement_usage('SAVEPOINT "sqlite_utils_query"', Schema({}, False))
+        statement_usage('RELEASE "sqlite_utils_query"', Schema({}, False))
+    assert [r for r in caplog.records if r.name.startswith("sqlglot")] == []
