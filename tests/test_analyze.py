@@ -202,6 +202,28 @@ def test_loops_are_counted_per_context(shop_db, tmp_path):
     assert of_kind(analysis, "n_plus_one") == []  # two per request
 
 
+def test_keyset_paging_and_table_less_checks_are_not_n_plus_one(shop_db, tmp_path):
+    def loop(sql, values):
+        return [{"sql": sql, "params": list(v), "context": "req"} for v in values]
+
+    records = [
+        *loop("SELECT ? + 1", [(i,) for i in range(6)]),  # a connection check
+        *loop(  # page after page, each after the last id of the one before
+            "SELECT id, total FROM orders WHERE (id > ?) OR (id = ? AND total > ?) "
+            "ORDER BY id, total LIMIT 101",
+            [(i * 101, i * 101, 0) for i in range(6)],
+        ),
+        *loop(  # the latest orders of each user: a loop per parent row
+            "SELECT id FROM orders WHERE user_id = ? AND created_at > ? "
+            "ORDER BY created_at LIMIT 5",
+            [(i, "2024-06") for i in range(1, 7)],
+        ),
+    ]
+    analysis = analyze(shop_db, tmp_path, *records, name="t.jsonl")
+    loops = [f.sql for f in of_kind(analysis, "n_plus_one")]
+    assert loops == [records[-1]["sql"]]
+
+
 def test_flags_temp_btree_sort_but_not_an_indexed_order(shop_db, tmp_path):
     analysis = analyze(
         shop_db,

@@ -12,6 +12,7 @@ searched for the loop's values, to show the values came from it.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from itertools import islice
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import apsw
 
 from qprof.analyze.finding import AnalysisContext, Finding
+from qprof.analyze.plans import plan_steps
 from qprof.fingerprint import literal_values
 from qprof.loops import ContextLoop, Occurrence
 from qprof.profile import FingerprintProfile
@@ -43,8 +45,10 @@ def detect_n_plus_one(context: AnalysisContext) -> list[Finding]:
         fp = context.profile.fingerprints.get(key)
         if fp is None or not fp.readonly:
             continue  # a loop of writes wants executemany, not an N+1 rewrite
-        if _is_paging(fp):
-            continue  # page after page is offset_pagination's to report
+        if _is_paging(fp.fingerprint.text):
+            continue  # page after page: each page's values come from the page before
+        if fp.plans and not any(plan_steps(v.plan) for v in fp.plans):
+            continue  # reads no table (SELECT 1 + 1, a connection check)
         finding = _finding(context, fp, loops, looping)
         if finding is not None:
             findings.append(finding)
@@ -127,9 +131,35 @@ def _milliseconds(ns: int) -> str:
     return f"{ns / 1e6:,.1f} ms" if ns >= 100_000 else f"{ns / 1e3:,.0f} µs"
 
 
-def _is_paging(fp: FingerprintProfile) -> bool:
-    text = fp.fingerprint.text
-    return "OFFSET" in text or "LIMIT ?, ?" in text
+def _is_paging(text: str) -> bool:
+    """Return True for OFFSET paging and for keyset paging.
+
+    Keyset paging (``WHERE (a > ?) OR (a = ? AND b > ?) ORDER BY a, b LIMIT ?``)
+    starts each page after the last row of the one before: every column it
+    compares is a sort key, and the first sort key is compared by range. A
+    loop per parent row compares another column too (``user_id = ?``).
+
+    >>> _is_paging("SELECT * FROM t WHERE (a > ?) OR (a = ? AND b > ?) ORDER BY a, b LIMIT ?")
+    True
+    >>> _is_paging("SELECT * FROM p WHERE user_id = ? AND at > ? ORDER BY at LIMIT ?")
+    False
+    """
+    text = text.upper()
+    if "OFFSET" in text or "LIMIT ?, ?" in text:
+        return True
+    where, _, rest = text.partition(" ORDER BY ")
+    if " LIMIT " not in rest:
+        return False
+    keys = [
+        k.split()[0].split(".")[-1]
+        for k in rest.split(" LIMIT ")[0].split(",")
+        if k.split()
+    ]
+    if not keys:
+        return False
+    compared = re.findall(r"([\w.]+)\s*(=|[<>]=?)\s*\?", where)
+    ranged = {column.split(".")[-1] for column, op in compared if op != "="}
+    return keys[0] in ranged and all(c.split(".")[-1] in keys for c, _op in compared)
 
 
 def _parent(loop: ContextLoop) -> Occurrence | None:
