@@ -3,6 +3,10 @@
 The pipeline, one module per stage: ``readers`` (workload files into
 statements), ``fingerprint``, ``replay`` (measure on the database), ``profile``
 (per fingerprint), ``plan`` (EXPLAIN QUERY PLAN), ``report`` (text and JSON).
+
+PYTEST_DONT_REWRITE: under ``qprof run -- python -m pytest`` the package is
+imported before pytest, which would warn that it cannot rewrite the asserts of
+its plugin's package (the plugin has none that need it).
 """
 
 __version__ = "0.1.0"

@@ -625,6 +625,7 @@ def run(
     \b
         qprof run --out trace.jsonl -- python app.py --port 8000
     """
+    from qprof.capture.parts import merge_parts
     from qprof.capture.run import run_traced
 
     try:
@@ -633,6 +634,11 @@ def run(
         raise click.UsageError(
             f"cannot run {command[0]}: {error.strerror or error}"
         ) from None
+    if status < 0:  # killed by a signal: exit as a shell reports it, 128 + N
+        name = signal.Signals(-status).name if -status in _SIGNALS else str(-status)
+        click.echo(f"qprof: the program was killed by {name}.", err=True)
+        status = 128 - status
+    merge_parts(out)  # the traces of the Python processes it started
     if not out.exists() or not any(True for _ in _statement_lines(out)):
         click.echo(f"qprof: no SQLite statement was traced into {out}.", err=True)
         sys.exit(status)
@@ -646,6 +652,9 @@ def run(
         sys.exit(status)
     _print_result(profile, analysis, as_json, top)
     sys.exit(status)
+
+
+_SIGNALS = {int(number) for number in signal.Signals}
 
 
 def _statement_lines(path: Path) -> Iterator[str]:

@@ -17,6 +17,7 @@ controller merges them into the trace at the end.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -245,17 +246,20 @@ class TestGate:
         from qprof.trace import TRACE_HEADER_KEY
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        path = self.folder / "qprof-test.jsonl"
+        # One file per process: pytest-xdist workers share the folder.
+        path = self.folder / f"qprof-test.{os.getpid()}.jsonl"
         lines = [json.dumps({TRACE_HEADER_KEY: 1})]
         lines += [self.recorder.line(r).decode() for r in self.schemas + records]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        self.recorder.paused = True  # the analysis' own connections are not the test's
         try:
             profile = profile_trace(path, None)
+            analysis = analyze_profile(profile, None, Thresholds(), kinds=self.kinds)
         except QprofError as error:
             return [f"qprof could not analyse this test's statements: {error}"]
         finally:
+            self.recorder.paused = False
             path.unlink(missing_ok=True)
-        analysis = analyze_profile(profile, None, Thresholds(), kinds=self.kinds)
         found = []
         for finding in analysis.findings:
             if baseline_key(finding) in self.accepted:
@@ -276,28 +280,13 @@ def _worker_path(path: Path, worker: str) -> Path:
 
 
 def _merge_workers(path: Path) -> None:
-    """Concatenate the workers' traces into ``path`` (one header) and remove them.
+    """Merge the workers' traces into ``path`` (one header) and remove them.
 
     Each worker's part starts with a ``qprof_part`` record naming the worker and
-    its process: connection numbers are unique within a process only.
+    its process.
     """
     # Limitation: connection numbers are unique within a worker's process only.
-    parts = sorted(path.parent.glob(f"{path.stem}.gw*{path.suffix}"))
-    if not parts:
-        return
-    from qprof.trace import TRACE_HEADER_KEY
+    from qprof.capture.parts import merge_parts
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as out:
-        header = {TRACE_HEADER_KEY: 1, "created_by": "qprof pytest (xdist)"}
-        out.write(json.dumps(header).encode() + b"\n")
-        for part in parts:
-            worker = part.name[len(path.stem) + 1 : -len(path.suffix) or None]
-            with open(part, "rb") as lines:
-                for line in lines:
-                    if line.startswith(b'{"' + TRACE_HEADER_KEY.encode() + b'"'):
-                        first = json.loads(line)
-                        record = {"worker": worker, "pid": first.get("pid")}
-                        line = json.dumps({"qprof_part": record}).encode()
-                    out.write(line if line.endswith(b"\n") else line + b"\n")
-            part.unlink()
+    merge_parts(path, "qprof pytest (xdist)")

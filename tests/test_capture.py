@@ -153,6 +153,39 @@ def test_a_full_buffer_waits_for_the_rows_of_a_cursor_being_read(
     assert "CREATE TABLE t" in written_early and "ORDER BY id" not in written_early
 
 
+def test_an_adapted_value_whose_repr_raises_neither_breaks_the_app_nor_the_trace(
+    tmp_path,
+):
+    class Opaque:
+        def __repr__(self):
+            raise RuntimeError("no repr")
+
+    sqlite3.register_adapter(Opaque, lambda value: 42)
+    trace = tmp_path / "t.jsonl"
+    try:
+        with qprof.trace(trace) as tracer:
+            db = sqlite3.connect(":memory:")
+            db.execute("CREATE TABLE t (a)")
+            db.execute("INSERT INTO t VALUES (?)", (Opaque(),))
+            row = db.execute("SELECT a FROM t").fetchone()
+    finally:
+        del sqlite3.adapters[(Opaque, sqlite3.PrepareProtocol)]
+    assert row == (42,) and tracer.failures == 0
+    insert = [r for r in records(trace) if r["sql"].startswith("INSERT")][0]
+    assert insert["params"] == ["<Opaque>"]
+
+
+def test_a_row_passed_as_positional_values_is_recorded_as_a_list(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace):
+        db = sqlite3.connect(":memory:")
+        db.row_factory = sqlite3.Row
+        row = db.execute("SELECT 1 AS a, 'x' AS b").fetchone()
+        db.execute("SELECT ?, ?", row).fetchall()
+    (_first, second) = records(trace)
+    assert second["params"] == [1, "x"]
+
+
 def test_keeps_a_custom_factory_and_records_the_sql_sqlite_gets(tmp_path):
     class Rewriting(sqlite3.Cursor):
         def execute(self, sql, params=()):  # as Django's SQLiteCursorWrapper does
@@ -694,3 +727,90 @@ def test_the_package_level_trace_is_the_capture_s_own():
 
     assert shape(qprof.trace) == shape(capture.trace)
     assert shape(qprof.context) == shape(capture.context)
+
+
+_FORKING_SCRIPT = """
+import multiprocessing, os, sqlite3, sys
+import qprof
+
+def work(number):
+    db = sqlite3.connect(":memory:")
+    db.execute("SELECT ? AS worker", (number,)).fetchall()
+    db.close()
+    return number
+
+if __name__ == "__main__":
+    with qprof.trace(sys.argv[1]):
+        db = sqlite3.connect(":memory:")
+        db.execute("SELECT 'before the fork'").fetchall()
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            assert pool.map(work, range(4)) == [0, 1, 2, 3]
+            pool.close()
+            pool.join()
+        child = os.fork()
+        if child == 0:
+            db.execute("SELECT 'in the child'").fetchall()
+            sys.exit(0)
+        os.waitpid(child, 0)
+        db.execute("SELECT 'after the fork'").fetchall()
+"""
+
+
+def test_forked_processes_trace_into_parts_merged_once(tmp_path):
+    script = tmp_path / "forks.py"
+    script.write_text(_FORKING_SCRIPT)
+    trace = tmp_path / "t.jsonl"
+    done = subprocess.run(
+        [sys.executable, str(script), str(trace)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = [r["sql"] for r in records(trace)]
+    assert found.count("SELECT 'before the fork'") == 1  # not copied into a child
+    assert found.count("SELECT ? AS worker") == 4
+    assert found.count("SELECT 'in the child'") == 1
+    assert found.count("SELECT 'after the fork'") == 1
+    assert list(tmp_path.glob("t.pid*.jsonl")) == []
+    parts = [line for line in trace.read_text().splitlines() if "qprof_part" in line]
+    assert len(parts) >= 2  # the pool's workers and the forked child
+
+
+def test_qprof_run_traces_the_python_processes_the_program_starts(tmp_path):
+    program = tmp_path / "app.py"
+    program.write_text(
+        textwrap.dedent(
+            """
+            import sqlite3, subprocess, sys
+            db = sqlite3.connect(":memory:")
+            db.execute("SELECT 'parent'").fetchall()
+            code = "import sqlite3; sqlite3.connect(':memory:').execute('SELECT 2')"
+            subprocess.run([sys.executable, "-c", code], check=True)
+            db.execute("SELECT 'parent again'").fetchall()
+            """
+        )
+    )
+    out = tmp_path / "run.jsonl"
+    result = CliRunner().invoke(
+        main, ["run", "--out", str(out), "--", sys.executable, str(program)]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(r["sql"] for r in records(out)) == [
+        "SELECT 'parent again'",
+        "SELECT 'parent'",
+        "SELECT 2",
+    ]
+    assert list(tmp_path.glob("run.pid*.jsonl")) == []
+
+
+def test_qprof_run_reports_a_program_killed_by_a_signal_as_a_shell_does(tmp_path):
+    program = tmp_path / "app.py"
+    program.write_text("import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\n")
+    result = CliRunner().invoke(
+        main,
+        ["run", "--out", str(tmp_path / "r.jsonl"), "--", sys.executable, str(program)],
+    )
+    assert result.exit_code == 128 + signal.SIGTERM
+    assert "killed by SIGTERM" in result.output

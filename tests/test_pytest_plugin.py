@@ -140,6 +140,11 @@ def test_fail_on_fails_the_test_that_made_the_n_plus_one(pytester):
         ]
     )
     assert "test_batched FAILED" not in result.stdout.str()
+    # The gate's own analysis (a replica, its plans) is not in the trace.
+    lines = (pytester.path / "trace.jsonl").read_text().splitlines()
+    statements = [json.loads(line) for line in lines if line.startswith('{"sql"')]
+    assert len(statements) == 2 * 2 + 8 + 1  # CREATE and executemany twice
+    assert {s["caller"].split(":")[0] for s in statements} == {"test_gate.py"}
 
 
 def test_fail_on_lets_findings_the_baseline_accepts_pass(pytester):
@@ -241,7 +246,7 @@ def test_{name}():
     result.assert_outcomes(passed=2)
     lines = (pytester.path / "trace.jsonl").read_text().splitlines()
     parts = [json.loads(line)["qprof_part"] for line in lines if "qprof_part" in line]
-    assert sorted(p["worker"] for p in parts) == ["gw0", "gw1"]
+    assert sorted(p["process"] for p in parts) == ["gw0", "gw1"]
     assert len({p["pid"] for p in parts}) == 2
     statements = [json.loads(line) for line in lines if line.startswith('{"sql"')]
     assert sorted({s["context"] for s in statements}) == [

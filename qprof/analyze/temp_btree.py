@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from qprof.analyze.finding import AnalysisContext, Finding
 from qprof.analyze.plans import step_table, table_before
+from qprof.profile import FingerprintProfile
 
 _MARK = "USE TEMP B-TREE FOR "
 
@@ -39,7 +40,7 @@ def detect_temp_btrees(context: AnalysisContext) -> list[Finding]:
                 kind="temp_btree",
                 severity="medium" if time_share >= 0.05 else "low",
                 message=f"Every run sorts rows in a temporary B-tree for "
-                f"{' and '.join(purposes)} ({fp.sort:,} sorts in {fp.count:,} runs).",
+                f"{' and '.join(purposes)} ({_sorts(fp)}).",
                 advice="An index whose columns follow the equality filters and then the "
                 "sort order lets SQLite read rows already sorted.",
                 table=table,
@@ -51,3 +52,10 @@ def detect_temp_btrees(context: AnalysisContext) -> list[Finding]:
             )
         )
     return findings
+
+
+def _sorts(fp: FingerprintProfile) -> str:
+    """Return the SORT counter over the runs, or that no counter was recorded."""
+    if not fp.sort and not fp.vm_step:  # a trace without counters (stdlib sqlite3)
+        return f"the plan says so; {fp.count:,} runs, no sort counts recorded"
+    return f"{fp.sort:,} sorts in {fp.count:,} runs"

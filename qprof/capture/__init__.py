@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from qprof.capture import stdlib
+from qprof.capture.parts import merge_parts, part_path
 from qprof.capture.recorder import (
     Recorder,
     context_label,
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 
 TRACE_ENV = "QPROF_TRACE"
 """``qprof run`` passes the trace path to the traced program in this variable."""
+TRACE_OWNER_ENV = "QPROF_TRACE_OWNER"
+"""The process id of the one writing ``$QPROF_TRACE`` itself (set by that process)."""
 DEFAULT_PATH = "qprof-trace.jsonl"
 
 _active: Tracer | None = None
@@ -71,6 +74,9 @@ class Tracer:
         self.counters = counters
         """Take apsw's statement counters (a C-level PROFILE callback)."""
         self.flush_on_signals = flush_on_signals
+        self.from_environment = False
+        """Started by ``qprof run``'s sitecustomize (for the whole process)."""
+        self._pid = os.getpid()
         self.recorder: Recorder | None = None
         self._signals: list[tuple[int, Any]] = []
 
@@ -97,11 +103,22 @@ class Tracer:
         ``OutputError`` when the file cannot be created.
         """
         global _active
+        if _active is not None and _active.from_environment:
+            # The program's own trace, under qprof run: qprof run's trace records
+            # its statements; this one gets a header only (no error for the app).
+            log.warning(
+                "qprof: qprof run traces this process into %s; %s gets no statements",
+                _active.path,
+                self.path,
+            )
+            Recorder(self.path, self.context, pid=os.getpid()).close()
+            return self
         if _active is not None:
             raise CaptureError(
                 f"a trace into {_active.path} is running already; stop it first"
             )
         self.recorder = Recorder(self.path, self.context, pid=os.getpid())
+        self._pid = os.getpid()
         stdlib.install(self.recorder)
         _install_apsw(self.recorder, self.counters)
         if self.flush_on_signals:
@@ -122,6 +139,8 @@ class Tracer:
         recorder.close()
         if _active is self:
             _active = None
+        if not self.from_environment and os.getpid() == self._pid:
+            merge_parts(self.path)  # written by processes forked meanwhile
         if recorder.failures:
             log.warning(
                 "qprof: %d statements could not be traced (last: %s)",
@@ -198,11 +217,22 @@ def active_tracer() -> Tracer | None:
 
 
 def start_from_environment() -> Tracer | None:
-    """Start tracing into ``$QPROF_TRACE`` until the interpreter exits (``qprof run``)."""
+    """Start tracing into ``$QPROF_TRACE`` until the interpreter exits (``qprof run``).
+
+    The first process traces into that file; Python processes it starts (which
+    inherit the environment) trace into part files beside it, which ``qprof
+    run`` merges when the program is done.
+    """
     path = os.environ.get(TRACE_ENV)
     if not path:
         return None
+    owner = os.environ.get(TRACE_OWNER_ENV)
+    if owner and owner != str(os.getpid()):
+        path = str(part_path(Path(path), f"pid{os.getpid()}"))
+    else:
+        os.environ[TRACE_OWNER_ENV] = str(os.getpid())
     tracer = Tracer(path, context=os.environ.get("QPROF_CONTEXT") or None)
+    tracer.from_environment = True
     tracer.start()
     atexit.register(tracer.stop)
     return tracer

@@ -126,7 +126,7 @@ def _hook_without_counters(connection: apsw.Connection) -> None:
 
 def _hook(connection: apsw.Connection, counters: bool) -> None:
     recorder = active
-    if recorder is None or recorder.closed:
+    if recorder is None or recorder.closed or recorder.paused:
         return
     try:
         attach_connection(connection, recorder, counters)

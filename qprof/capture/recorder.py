@@ -10,6 +10,7 @@ crash still loads up to its last whole line.
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import importlib.util
 import json
@@ -19,6 +20,7 @@ import sys
 import sysconfig
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from operator import itemgetter
 from pathlib import Path
@@ -27,6 +29,7 @@ from typing import IO, Any
 
 import orjson
 
+from qprof.capture.parts import part_path
 from qprof.errors import OutputError
 from qprof.trace import TRACE_HEADER_KEY, TRACE_VERSION, encode_real
 
@@ -109,6 +112,8 @@ class Recorder:
         """Buffer length at which ``begin`` flushes (raised while records wait)."""
         self.closed = False
         """True once ``close`` ran: records are no longer taken."""
+        self.paused = False
+        """While True, connections opened are not traced (qprof's own, during a run)."""
         self._skip_code: dict[int, tuple[CodeType, str, int]] = {}
         """id(code object) -> the code, its short file name and its kind of code."""
         self._callers: dict[tuple[int, int], str] = {}
@@ -127,18 +132,20 @@ class Recorder:
             self._root: str | None = os.getcwd()
         except OSError:  # started in a folder that is gone
             self._root = None
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file: IO[bytes] = open(self.path, "wb")
-        except OSError as error:
-            raise OutputError(self.path, error.strerror or str(error)) from None
         first = {
             TRACE_HEADER_KEY: TRACE_VERSION,
             "created_by": "qprof capture",
             **header,
         }
-        self._file.write(_dumps(first) + b"\n")
-        self._file.flush()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file: IO[bytes] = open(self.path, "wb")
+            self._file.write(_dumps(first) + b"\n")
+            self._file.flush()
+        except OSError as error:
+            raise OutputError(self.path, error.strerror or str(error)) from None
+        self._header = first
+        _recorders.add(self)
 
     def begin(
         self,
@@ -259,8 +266,8 @@ class Recorder:
             for record in records:
                 try:
                     lines.append(self.line(record))
-                except (TypeError, ValueError, AttributeError) as error:
-                    self.fail(error)
+                except Exception as error:  # a value whose repr raises, say: the
+                    self.fail(error)  # record is lost, the application is not
             self._file.write(b"\n".join(lines) + b"\n")
             self._file.flush()
         except OSError as error:
@@ -309,6 +316,39 @@ class Recorder:
             except OSError as error:
                 self.fail(error)
 
+    def continue_in_child(self) -> None:
+        """Go on in a forked child: into a part file of its own, without the parent's
+        buffered records (the parent writes those), flushed when the child exits."""
+        if self.closed:
+            return
+        self._lock = threading.Lock()  # another thread may have held it at the fork
+        self._buffer.clear()
+        self.statements = 0
+        self.failures = 0
+        inherited = self._file
+        self.path = part_path(self.path, f"pid{os.getpid()}")
+        header = {**self._header, "pid": os.getpid()}
+        try:
+            self._file = open(self.path, "wb")
+            self._file.write(_dumps(header) + b"\n")
+        except OSError as error:
+            self.fail(error)
+            self.closed = True
+        try:
+            inherited.close()  # the parent's descriptor; its buffer was flushed at fork
+        except OSError:
+            pass
+        atexit.register(self.close)
+        # multiprocessing's forked workers leave by os._exit, past atexit, running
+        # its finalizers first; it clears those of the parent after the fork, then
+        # runs its after-fork hooks: the finalizer is made in one.
+        util = sys.modules.get("multiprocessing.util")
+        if util is not None:
+            try:
+                util.register_after_fork(self, _close_at_worker_exit)
+            except Exception as error:
+                self.fail(error)
+
     def _tell(self, record: Any) -> None:
         for listener in self.listeners:
             try:
@@ -337,6 +377,34 @@ class Recorder:
             return _LIBRARY
         # The environment's own scripts (bin/gunicorn, bin/pytest) are not the app's.
         return _THIRD_PARTY if filename.startswith(self._environment) else _APPLICATION
+
+
+_recorders: weakref.WeakSet[Recorder] = weakref.WeakSet()
+
+
+def _close_at_worker_exit(recorder: Recorder) -> None:
+    from multiprocessing import util
+
+    util.Finalize(recorder, recorder.close, exitpriority=0)
+
+
+def _before_fork() -> None:
+    # Written before the fork, so that the child's copy of the file's buffer is empty.
+    for recorder in list(_recorders):
+        if not recorder.closed:
+            try:
+                recorder._file.flush()
+            except (OSError, ValueError):
+                pass
+
+
+def _after_fork_in_child() -> None:
+    for recorder in list(_recorders):
+        recorder.continue_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
 def changes_schema(sql: str) -> bool:
@@ -384,15 +452,32 @@ def shorten(value: Any) -> Any:
         return encode_real(value)
     if value is None or isinstance(value, int):
         return value
-    return repr(value)
+    return _safe_repr(value)
+
+
+def _safe_repr(value: Any) -> str:
+    """Return ``repr(value)``, or its type's name when its ``__repr__`` raises."""
+    try:
+        return repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
 
 
 def encode_bindings(params: Any) -> Any:
-    """Return ``params`` (a sequence, a mapping or None) as JSON-safe ``params``."""
+    """Return ``params`` (a sequence, a mapping or None) as JSON-safe ``params``.
+
+    As the sqlite3 module binds them: a dict by name, and anything else that is
+    a sequence (a ``sqlite3.Row`` among them) by position.
+    """
     if params is None:
         return None
     if isinstance(params, dict):
         return {str(k): shorten(v) for k, v in params.items()}
+    if isinstance(params, (list, tuple)) or hasattr(params, "__len__"):
+        try:
+            return [shorten(params[i]) for i in range(len(params))]
+        except (TypeError, KeyError, IndexError):
+            pass
     if hasattr(params, "keys"):
         return {str(k): shorten(params[k]) for k in params.keys()}
     return [shorten(v) for v in params]
@@ -471,7 +556,7 @@ def _dumps(value: Any) -> bytes:
     return _encode(value).encode("ascii")
 
 
-_encode = json.JSONEncoder(default=repr, allow_nan=False).encode
+_encode = json.JSONEncoder(default=_safe_repr, allow_nan=False).encode
 
 
 def install_signal_flush(recorder: Recorder) -> list[tuple[int, Any]]:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import qprof
-from qprof.capture import TRACE_ENV
+from qprof.capture import TRACE_ENV, TRACE_OWNER_ENV
 from qprof.errors import OutputError
 
 _SITECUSTOMIZE = """\
@@ -49,6 +49,8 @@ def run_traced(command: Sequence[str], trace: Path) -> int:
     """
     # Limitation: only Python programs are traced (sitecustomize); a child
     # interpreter without qprof installed runs untraced.
+    if trace.exists() and not trace.is_file():
+        raise OutputError(trace, "not a regular file (a trace is written to a file)")
     try:
         trace.parent.mkdir(parents=True, exist_ok=True)
         trace.write_text("", encoding="utf-8")
@@ -62,4 +64,5 @@ def run_traced(command: Sequence[str], trace: Path) -> int:
         paths.append(package_root)
         env["PYTHONPATH"] = os.pathsep.join(paths)
         env[TRACE_ENV] = str(trace.resolve())
+        env.pop(TRACE_OWNER_ENV, None)  # the program is the trace's first process
         return subprocess.call(list(command), env=env)

@@ -83,7 +83,7 @@ def uninstall() -> None:
 def traced_connect(database: Any, *args: Any, **kwargs: Any) -> sqlite3.Connection:
     """Open a connection as ``sqlite3.connect`` does, traced while a tracer is active."""
     recorder = active
-    if recorder is None:
+    if recorder is None or recorder.paused:
         return _real_connect(database, *args, **kwargs)
     if len(args) > _FACTORY_POSITION:
         args = list(args)  # type: ignore[assignment]

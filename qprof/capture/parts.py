@@ -1,0 +1,95 @@
+"""Traces in parts: one file per process, merged into the trace when they are done.
+
+A process that a traced one forks, or starts with ``qprof run``'s environment
+(a multiprocessing pool, a ``subprocess`` running Python, pytest-xdist
+workers), must not write into the trace file the first process holds open: it
+writes ``<trace>.pid<N>.jsonl`` (``.gw<N>`` for an xdist worker) beside it.
+``merge_parts`` appends each finished part to the trace, behind a
+``qprof_part`` record naming its process, and removes it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from qprof.trace import TRACE_HEADER_KEY, TRACE_VERSION
+
+log = logging.getLogger(__name__)
+
+PART_KEY = "qprof_part"
+
+
+def part_path(trace: Path, label: str) -> Path:
+    """Return the part file of process ``label`` (``pid123``, ``gw0``) of ``trace``."""
+    return trace.with_name(f"{trace.stem}.{label}{trace.suffix}")
+
+
+def merge_parts(trace: Path, created_by: str = "qprof capture") -> int:
+    """Append the finished parts of ``trace`` to it and remove them; return how many.
+
+    The trace is created (a header line) when it does not exist. A part whose
+    process is still running is left where it is, with a warning.
+    """
+    parts = sorted(trace.parent.glob(f"{trace.stem}.*{trace.suffix}"))
+    parts = [p for p in parts if _label(trace, p) is not None]
+    if not parts:
+        return 0
+    merged = 0
+    mode = "ab" if trace.exists() else "wb"
+    with open(trace, mode) as out:
+        if mode == "wb":
+            header = {TRACE_HEADER_KEY: TRACE_VERSION, "created_by": created_by}
+            out.write(json.dumps(header).encode() + b"\n")
+        for part in parts:
+            label = _label(trace, part) or ""
+            if label.startswith("pid") and _is_running(int(label[3:])):
+                log.warning("qprof: %s is still being written; left unmerged", part)
+                continue
+            _append(out, part, label)
+            part.unlink()
+            merged += 1
+    return merged
+
+
+def _append(out: object, part: Path, label: str) -> None:
+    write = out.write  # type: ignore[attr-defined]
+    with open(part, "rb") as lines:
+        for line in lines:
+            if line.startswith(b'{"' + TRACE_HEADER_KEY.encode() + b'"'):
+                try:
+                    pid = json.loads(line).get("pid")
+                except ValueError:
+                    pid = None
+                line = json.dumps({PART_KEY: {"process": label, "pid": pid}}).encode()
+            write(line if line.endswith(b"\n") else line + b"\n")
+
+
+def _label(trace: Path, part: Path) -> str | None:
+    """Return ``pid123`` or ``gw0`` for a part file of ``trace``, else None."""
+    middle = part.name[len(trace.stem) + 1 : len(part.name) - len(trace.suffix)]
+    if middle.startswith("pid") and middle[3:].isdigit():
+        return middle
+    if middle.startswith("gw") and middle[2:].isdigit():
+        return middle
+    return None
+
+
+def _is_running(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A child that exited but was not waited for still answers: /proc tells (it is
+    # not waited for here, which would take its exit status from the application).
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1]
+    except (OSError, IndexError):
+        return True
+    return status != "Z"
