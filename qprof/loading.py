@@ -118,6 +118,12 @@ def _profile_on_replica(
     on_measurement: Callable[[Measurement], None] | None,
 ) -> WorkloadProfile:
     """Profile a captured trace whose database is gone, on an empty replica of its schema."""
+    if path.stat().st_size == 0:
+        raise WorkloadError(path, 0, "a workload", "an empty file")
+    if name == "qprof" and not _has_statements(path):
+        raise WorkloadError(
+            path, 0, "a qprof trace with at least one statement", "none in it"
+        )
     if name != "qprof" or not _is_measured(path):
         raise DatabaseError(
             path, "this workload must be replayed: give its database with --db"
@@ -164,6 +170,11 @@ def _measurement(
     for key, value in values.items():
         setattr(measurement, key, value)
     return measurement
+
+
+def _has_statements(path: Path) -> bool:
+    problems = ReadProblems()
+    return any(True for _ in itertools.islice(read_records(path, problems), 1))
 
 
 def _is_measured(path: Path) -> bool:

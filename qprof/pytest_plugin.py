@@ -73,7 +73,21 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the capture only when ``--qprof`` is given."""
     path = config.getoption("qprof", None)
     if path is None:
+        if config.getoption("qprof_fail_on", None) or config.getoption(
+            "qprof_baseline", None
+        ):
+            raise pytest.UsageError("--qprof-fail-on and --qprof-baseline need --qprof")
         return
+    if config.getoption("qprof_top") < 1:
+        raise pytest.UsageError("--qprof-top: give 1 or more")
+    if config.getoption("qprof_n_plus_one_min") < 2:
+        raise pytest.UsageError("--qprof-n-plus-one-min: give 2 or more")
+    if config.getoption("qprof_baseline", None) and not config.getoption(
+        "qprof_fail_on", None
+    ):
+        raise pytest.UsageError(
+            "--qprof-baseline: the baseline is for --qprof-fail-on; give that too"
+        )
     from qprof.errors import QprofError
 
     try:

@@ -377,6 +377,14 @@ def test_the_caller_is_the_apps_line_past_installed_packages_and_orms(
     assert callers["SELECT 3"].endswith("site-packages/fakeweb/__init__.py:2")
 
 
+def test_a_relative_database_path_is_recorded_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace):
+        sqlite3.connect("app.db").execute("SELECT 1").fetchall()
+    assert [r["database"] for r in records(trace)] == [str(tmp_path / "app.db")]
+
+
 def test_a_working_directory_removed_mid_trace_keeps_callers(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     gone = tmp_path / "gone"
@@ -814,3 +822,35 @@ def test_qprof_run_reports_a_program_killed_by_a_signal_as_a_shell_does(tmp_path
     )
     assert result.exit_code == 128 + signal.SIGTERM
     assert "killed by SIGTERM" in result.output
+
+
+@pytest.mark.parametrize("driver", ["sqlite3", "apsw"])
+def test_executemany_of_a_generator_records_its_first_set_and_count(tmp_path, driver):
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace):
+        if driver == "apsw":
+            db = apsw.Connection(":memory:")
+            db.execute("CREATE TABLE t (a, b)")
+            db.cursor().executemany(
+                "INSERT INTO t VALUES (?, ?)", ((i, str(i)) for i in range(7))
+            )
+        else:
+            db = sqlite3.connect(":memory:")
+            db.execute("CREATE TABLE t (a, b)")
+            db.executemany(
+                "INSERT INTO t VALUES (?, ?)", ((i, str(i)) for i in range(7))
+            )
+    insert = [r for r in records(trace) if r["sql"].startswith("INSERT")][0]
+    assert insert["params"] == [0, "0"] and insert["executemany"] == 7
+    assert insert["measured"]["rows_changed"] == 7
+
+
+def test_analyze_names_an_empty_file_and_a_trace_without_statements(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    header = tmp_path / "header.jsonl"
+    header.write_text('{"qprof_trace": 1}\n')
+    for path, found in ((empty, "an empty file"), (header, "none in it")):
+        result = CliRunner().invoke(main, ["analyze", str(path)])
+        assert result.exit_code == 2, result.output
+        assert f"{path}: expected" in result.output and found in result.output

@@ -270,3 +270,19 @@ def test_naming_the_plugin_with_p_works_whether_or_not_it_autoloads(pytester):
         )
         assert result.ret == pytest.ExitCode.OK, result.stderr.str()
         result.stdout.fnmatch_lines(["qprof: 0 statements*trace: trace.jsonl"])
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--qprof", "--qprof-top=0"], "--qprof-top: give 1 or more"),
+        (["--qprof", "--qprof-n-plus-one-min=1"], "--qprof-n-plus-one-min: give 2"),
+        (["--qprof-fail-on=n_plus_one"], "need --qprof"),
+        (["--qprof", "--qprof-baseline=b.json"], "give that too"),
+    ],
+)
+def test_option_values_that_make_no_sense_are_refused(pytester, options, message):
+    pytester.makepyfile(test_ok="def test_ok():\n    assert True\n")
+    result = pytester.runpytest(*options)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in result.stderr.str()

@@ -25,9 +25,12 @@ from qprof.capture.recorder import (
     COUNTERS,
     ELAPSED_NS,
     ERROR,
+    MANY,
     OPEN,
+    PARAMS,
     ROWS_CHANGED,
     ROWS_RETURNED,
+    CountedSets,
     Recorder,
     changes_schema,
     detached_record,
@@ -161,12 +164,20 @@ class TracingCursor(apsw.Cursor):
         if self._qprof.recorder.closed:
             return super().executemany(statements, sequenceofbindings, **kwargs)
         bindings = sequenceofbindings
-        many = len(bindings) if isinstance(bindings, (list, tuple)) else None
-        first = bindings[0] if many else None
+        counted = None
+        if isinstance(bindings, (list, tuple)):
+            first, many = (bindings[0] if bindings else None), len(bindings)
+        else:  # a generator: counted as the driver takes its sets
+            counted = CountedSets(bindings)
+            bindings, first, many = counted, None, None
         record = self._qprof_begin(statements, first, sys._getframe(1), many)
-        return self._qprof_run(
-            record, super().executemany, statements, sequenceofbindings, kwargs
-        )
+        try:
+            return self._qprof_run(
+                record, super().executemany, statements, bindings, kwargs
+            )
+        finally:
+            if counted is not None:
+                record[PARAMS], record[MANY] = counted.first, counted.count
 
     def _qprof_run(
         self,

@@ -421,6 +421,25 @@ _DDL_PREFIXES = ("CREAT", "DROP ", "ALTER")
 _schema_changes: dict[str, bool] = {}
 
 
+class CountedSets:
+    """An iterator over parameter sets that keeps the first and counts them all."""
+
+    def __init__(self, sets: Any) -> None:
+        self._sets = iter(sets)
+        self.first: Any = None
+        self.count = 0
+
+    def __iter__(self) -> CountedSets:
+        return self
+
+    def __next__(self) -> Any:
+        values = next(self._sets)
+        if not self.count:  # copied, in case the application reuses it
+            self.first = dict(values) if isinstance(values, dict) else tuple(values)
+        self.count += 1
+        return values
+
+
 def detached_record() -> list[Any]:
     """Return a statement record that is in no buffer (for a statement not recorded)."""
     return [(), None, 0.0, 0, 0, 0, None, None, None, False]

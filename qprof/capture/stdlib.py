@@ -26,9 +26,12 @@ from typing import Any
 from qprof.capture.recorder import (
     ELAPSED_NS,
     ERROR,
+    MANY,
     OPEN,
+    PARAMS,
     ROWS_CHANGED,
     ROWS_RETURNED,
+    CountedSets,
     Recorder,
     changes_schema,
     detached_record,
@@ -221,12 +224,12 @@ class TracingCursor(sqlite3.Cursor):
         state = self._qprof
         if state is None or state.recorder.closed:
             return super().executemany(sql, parameters)
-        first = (
-            parameters[0]
-            if isinstance(parameters, (list, tuple)) and parameters
-            else ()
-        )
-        many = len(parameters) if isinstance(parameters, (list, tuple)) else None
+        counted = None
+        if isinstance(parameters, (list, tuple)):
+            first, many = (parameters[0] if parameters else ()), len(parameters)
+        else:  # a generator: counted as the driver takes its sets
+            counted = CountedSets(parameters)
+            parameters, first, many = counted, (), None
         record, before = _begin(state, self, sql, first, sys._getframe(1), many)
         start = perf_counter_ns()
         try:
@@ -234,6 +237,9 @@ class TracingCursor(sqlite3.Cursor):
         except BaseException as error:
             _failed(record, start, error)
             raise
+        finally:
+            if counted is not None:
+                record[PARAMS], record[MANY] = counted.first, counted.count
         return _executed(self, record, start, before)
 
     def executescript(self, script: str, /) -> Any:  # type: ignore[override]
@@ -365,7 +371,15 @@ def _failed(record: list[Any], start: int, error: BaseException) -> None:
 
 
 def _name(database: Any) -> str:
+    """Return the database as the trace names it: a path made absolute (the
+    program may change directory), ``:memory:`` or a URI as given."""
     try:
-        return os.fsdecode(database) if not isinstance(database, str) else database
+        name = os.fsdecode(database) if not isinstance(database, str) else database
     except TypeError:
         return str(database)
+    if name in ("", ":memory:") or name.startswith("file:"):
+        return name
+    try:
+        return os.path.abspath(name)
+    except OSError:  # the working directory is gone
+        return name
