@@ -1,6 +1,6 @@
 """Recommendation quality: workload VM steps with no index, qprof's picks, .expert's picks.
 
-For each workload (the bundled samples and the cases in ../shared/cases), prints:
+For each workload (the bundled samples and the cases in tests/data/cases), prints:
 
 - the workload's total VM steps replayed on a copy with no new index, with
   qprof's recommended indexes, and with the indexes the sqlite3 shell's
@@ -34,7 +34,7 @@ from qprof.recommend.whatif import Scratch
 from qprof.replay import replay_workload
 
 ROOT = Path(__file__).resolve().parent.parent
-CASES = ROOT.parent / "shared" / "cases"
+CASES = ROOT / "tests" / "data" / "cases"
 
 
 def main() -> None:

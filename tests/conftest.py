@@ -70,7 +70,8 @@ def write_file(tmp_path: Path):
     return write
 
 
-CASES = Path(__file__).resolve().parents[2] / "shared" / "cases"
+CASES = Path(__file__).resolve().parent / "data" / "cases"
+"""Copies of ../shared/cases (each folder's expected.md says what it reproduces)."""
 CASE_DIRS = sorted(p for p in CASES.glob("*") if (p / "expected.json").is_file())
 
 

@@ -1,4 +1,4 @@
-"""Each case from ../shared/cases gives the findings its expected.json names.
+"""Each case from tests/data/cases gives the findings its expected.json names.
 
 A case is a folder: schema.sql builds the database, workload.sql is replayed,
 expected.json lists the findings (kind, table, and columns of which at least
@@ -14,7 +14,7 @@ import pytest
 from .conftest import CASE_DIRS
 
 
-@pytest.mark.skipif(not CASE_DIRS, reason="../shared/cases is not beside this checkout")
+@pytest.mark.skipif(not CASE_DIRS, reason="tests/data/cases is missing")
 @pytest.mark.parametrize("case", CASE_DIRS, ids=lambda p: p.name)
 def test_case_gives_the_expected_findings(case, analyses):
     expected = json.loads((case / "expected.json").read_text())
@@ -42,7 +42,7 @@ def test_case_gives_the_expected_findings(case, analyses):
         ], unwanted
 
 
-@pytest.mark.skipif(not CASE_DIRS, reason="../shared/cases is not beside this checkout")
+@pytest.mark.skipif(not CASE_DIRS, reason="tests/data/cases is missing")
 def test_costliest_problem_comes_first_in_the_correlated_case(analyses):
     # Case 07: the correlated NOT EXISTS over call_ref costs ~99% of the time.
     _, analysis = analyses["07-lower-expression-index"]
@@ -50,7 +50,7 @@ def test_costliest_problem_comes_first_in_the_correlated_case(analyses):
     assert first.table == "call_ref" and first.time_share > 0.9
 
 
-@pytest.mark.skipif(not CASE_DIRS, reason="../shared/cases is not beside this checkout")
+@pytest.mark.skipif(not CASE_DIRS, reason="tests/data/cases is missing")
 def test_n_plus_one_children_are_nested_under_their_parent(analyses):
     _, analysis = analyses["15-n-plus-one-sqlalchemy-lazy"]
     loops = {f.table: f for f in analysis.findings if f.kind == "n_plus_one"}

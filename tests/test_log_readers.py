@@ -1,7 +1,7 @@
 """Framework and shell logs: SQLAlchemy, Django, Rails, the sqlite3 shell, Python's trace.
 
 Expected counts are worked out from what the generating apps did (see
-../shared/logs/README.md) and from reading the logs; each test says how.
+tests/data/logs/README.md) and from reading the logs; each test says how.
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ from qprof.replay import replay_workload
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-LOGS = SHARED / "logs"
+LOGS = Path(__file__).resolve().parent / "data" / "logs"
+"""Copies of ../shared/logs (their README.md says what each one is)."""
 SAKILA = SHARED / "realdata" / "sakila" / "sakila.db"
 AGENTS = ROOT / "sample_workloads" / "agents"
 
 needs_shared = pytest.mark.skipif(
-    not LOGS.is_dir(), reason="../shared/logs is not beside this checkout"
+    not LOGS.is_dir(), reason="tests/data/logs is missing"
 )
 
 
@@ -362,7 +363,9 @@ def test_framework_sample_replays_from_an_empty_database(name, tmp_path):
     assert profile.mode == "snapshot"
 
 
-@needs_shared
+@pytest.mark.skipif(
+    not SAKILA.is_file(), reason="../shared/realdata/sakila is not beside this checkout"
+)
 @pytest.mark.parametrize("name", sorted(SHELL_SAMPLES))
 def test_shell_sample_replays_on_a_copy_of_sakila(name, tmp_path):
     database = tmp_path / "sakila.db"

@@ -200,7 +200,7 @@ def case_recommendations(analyses, case_databases):
     }
 
 
-@pytest.mark.skipif(not CASE_DIRS, reason="../shared/cases is not beside this checkout")
+@pytest.mark.skipif(not CASE_DIRS, reason="tests/data/cases is missing")
 @pytest.mark.parametrize("case", CASE_DIRS, ids=lambda p: p.name)
 def test_case_gets_the_expected_indexes(case, case_recommendations):
     expected = json.loads((case / "expected.json").read_text())["recommendations"]
@@ -224,14 +224,14 @@ def test_case_gets_the_expected_indexes(case, case_recommendations):
         assert any(matches(picks[0], w) for w in wanted), picks[0].columns
 
 
-@pytest.mark.skipif(not CASE_DIRS, reason="../shared/cases is not beside this checkout")
+@pytest.mark.skipif(not CASE_DIRS, reason="tests/data/cases is missing")
 def test_existing_term_index_is_not_proposed_again(case_recommendations):
     result = case_recommendations["09-like-prefix-nocase"]
     assert not [p for p in result.recommendations if p.columns == ("term",)]
     assert any(r.reason.startswith("already served") for r in result.rejected)
 
 
-@pytest.mark.skipif(not CASE_DIRS, reason="../shared/cases is not beside this checkout")
+@pytest.mark.skipif(not CASE_DIRS, reason="tests/data/cases is missing")
 def test_booking_trip_id_ranks_first_in_the_automatic_index_case(case_recommendations):
     top = case_recommendations["13-automatic-index-fk"].recommendations[0]
     assert (top.table, top.columns[0]) == ("booking", "trip_id")
@@ -242,7 +242,7 @@ def test_booking_trip_id_ranks_first_in_the_automatic_index_case(case_recommenda
     ]
 
 
-@pytest.mark.skipif(not CASE_DIRS, reason="../shared/cases is not beside this checkout")
+@pytest.mark.skipif(not CASE_DIRS, reason="tests/data/cases is missing")
 def test_savings_are_measured_with_and_without_fresh_statistics(case_recommendations):
     # Case 14 has no sqlite_stat1: ANALYZE alone lets SQLite skip-scan the
     # deleted_from_source_at query, so the partial index saves far more
