@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
@@ -134,7 +135,8 @@ def statement_usage(sql: str, schema: Schema) -> StatementUsage | None:
         if tree is None:
             return None
         if schema.sqlglot_schema is None:
-            schema.sqlglot_schema = MappingSchema(schema.as_sqlglot(), dialect="sqlite")  # type: ignore[arg-type]
+            tables: Any = schema.as_sqlglot()  # sqlglot types its mapping loosely
+            schema.sqlglot_schema = MappingSchema(tables, dialect="sqlite")
         tree = qualify(
             tree,
             schema=schema.sqlglot_schema,
