@@ -341,7 +341,7 @@ def test_analyzes_an_in_memory_database_on_a_replica_of_its_schema(tmp_path):
 def test_the_caller_is_the_apps_line_past_installed_packages_and_orms(
     tmp_path, monkeypatch
 ):
-    from qprof.capture import recorder
+    from qprof.capture import callers
 
     layer = tmp_path / "fakeorm"
     layer.mkdir()
@@ -355,7 +355,7 @@ def test_the_caller_is_the_apps_line_past_installed_packages_and_orms(
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.syspath_prepend(str(installed))
-    monkeypatch.setattr(recorder, "_DATA_LAYERS", ("fakeorm",))
+    monkeypatch.setattr(callers, "_DATA_LAYERS", ("fakeorm",))
     import fakeorm
     import fakeweb
 
