@@ -83,6 +83,7 @@ class Recorder:
         """Statement records (lists) and other records (dicts), oldest first; only
         ``flush`` removes from it, from the front, so threads appending need no lock."""
         self._lock = threading.Lock()
+        self._held_at_fork = False
         self._flush_at = FLUSH_EVERY
         """Buffer length at which ``begin`` flushes (raised while records wait)."""
         self.closed = False
@@ -244,7 +245,7 @@ class Recorder:
         buffered records (the parent writes those), flushed when the child exits."""
         if self.closed:
             return
-        self._lock = threading.Lock()  # another thread may have held it at the fork
+        self._lock = threading.Lock()  # held by the parent's thread at the fork
         self._buffer.clear()
         self.statements = 0
         self.failures = 0
@@ -258,7 +259,7 @@ class Recorder:
             self.fail(error)
             self.closed = True
         try:
-            inherited.close()  # the parent's descriptor; its buffer was flushed at fork
+            inherited.close()  # the child's copy of the descriptor; its buffer is empty
         except OSError:
             pass
         atexit.register(self.close)
@@ -299,22 +300,37 @@ def _close_at_worker_exit(recorder: Recorder) -> None:
 
 
 def _before_fork() -> None:
-    # Written before the fork, so that the child's copy of the file's buffer is empty.
+    # No write is under way across the fork, and the file's buffer is empty, so the
+    # child's copy of the file object can be closed without writing anything twice.
     for recorder in list(_recorders):
-        if not recorder.closed:
-            try:
-                recorder._file.flush()
-            except (OSError, ValueError):
-                pass
+        if recorder.closed or not recorder._lock.acquire(timeout=5):
+            continue
+        recorder._held_at_fork = True
+        try:
+            recorder._file.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _after_fork_in_parent() -> None:
+    for recorder in list(_recorders):
+        if recorder._held_at_fork:
+            recorder._held_at_fork = False
+            recorder._lock.release()
 
 
 def _after_fork_in_child() -> None:
     for recorder in list(_recorders):
+        recorder._held_at_fork = False
         recorder.continue_in_child()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=_before_fork,
+        after_in_parent=_after_fork_in_parent,
+        after_in_child=_after_fork_in_child,
+    )
 
 
 def changes_schema(sql: str) -> bool:
