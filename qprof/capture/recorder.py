@@ -539,4 +539,3 @@ def restore_signals(previous: list[tuple[int, Any]]) -> None:
             signal.signal(signum, old)
         except (ValueError, OSError, TypeError):
             pass
-
