@@ -638,7 +638,7 @@ def run(
         name = signal.Signals(-status).name if -status in _SIGNALS else str(-status)
         click.echo(f"qprof: the program was killed by {name}.", err=True)
         status = 128 - status
-    merge_parts(out)  # the traces of the Python processes it started
+    merge_parts(out, wait_s=5)  # the traces of the Python processes it started
     if not out.exists() or not any(True for _ in _statement_lines(out)):
         click.echo(f"qprof: no SQLite statement was traced into {out}.", err=True)
         sys.exit(status)

@@ -791,12 +791,20 @@ def test_qprof_run_traces_the_python_processes_the_program_starts(tmp_path):
     program.write_text(
         textwrap.dedent(
             """
-            import sqlite3, subprocess, sys
-            db = sqlite3.connect(":memory:")
-            db.execute("SELECT 'parent'").fetchall()
-            code = "import sqlite3; sqlite3.connect(':memory:').execute('SELECT 2')"
-            subprocess.run([sys.executable, "-c", code], check=True)
-            db.execute("SELECT 'parent again'").fetchall()
+            import multiprocessing, sqlite3, subprocess, sys
+
+            def work(number):
+                sqlite3.connect(":memory:").execute("SELECT ? + 0", (number,))
+
+            if __name__ == "__main__":
+                db = sqlite3.connect(":memory:")
+                db.execute("SELECT 'parent'").fetchall()
+                code = "import sqlite3; sqlite3.connect(':memory:').execute('SELECT 2')"
+                subprocess.run([sys.executable, "-c", code], check=True)
+                # spawn also starts a resource tracker, a Python process with no SQL
+                with multiprocessing.get_context("spawn").Pool(1) as pool:
+                    pool.map(work, [1, 2])
+                db.execute("SELECT 'parent again'").fetchall()
             """
         )
     )
@@ -809,7 +817,10 @@ def test_qprof_run_traces_the_python_processes_the_program_starts(tmp_path):
         "SELECT 'parent again'",
         "SELECT 'parent'",
         "SELECT 2",
+        "SELECT ? + 0",
+        "SELECT ? + 0",
     ]
+    assert "unmerged" not in result.output
     assert list(tmp_path.glob("run.pid*.jsonl")) == []
 
 

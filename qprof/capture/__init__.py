@@ -76,6 +76,8 @@ class Tracer:
         self.flush_on_signals = flush_on_signals
         self.from_environment = False
         """Started by ``qprof run``'s sitecustomize (for the whole process)."""
+        self.lazy_file = False
+        """Create the trace file only when a first statement is written."""
         self._pid = os.getpid()
         self.recorder: Recorder | None = None
         self._signals: list[tuple[int, Any]] = []
@@ -117,7 +119,9 @@ class Tracer:
             raise CaptureError(
                 f"a trace into {_active.path} is running already; stop it first"
             )
-        self.recorder = Recorder(self.path, self.context, pid=os.getpid())
+        self.recorder = Recorder(
+            self.path, self.context, lazy=self.lazy_file, pid=os.getpid()
+        )
         self._pid = os.getpid()
         stdlib.install(self.recorder)
         _install_apsw(self.recorder, self.counters)
@@ -227,11 +231,13 @@ def start_from_environment() -> Tracer | None:
     if not path:
         return None
     owner = os.environ.get(TRACE_OWNER_ENV)
-    if owner and owner != str(os.getpid()):
+    part = bool(owner) and owner != str(os.getpid())
+    if part:
         path = str(part_path(Path(path), f"pid{os.getpid()}"))
     else:
         os.environ[TRACE_OWNER_ENV] = str(os.getpid())
     tracer = Tracer(path, context=os.environ.get("QPROF_CONTEXT") or None)
+    tracer.lazy_file = part  # a helper process (a resource tracker) leaves no file
     tracer.from_environment = True
     tracer.start()
     atexit.register(tracer.stop)

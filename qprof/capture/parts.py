@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 from qprof.trace import TRACE_HEADER_KEY, TRACE_VERSION
@@ -27,16 +28,24 @@ def part_path(trace: Path, label: str) -> Path:
     return trace.with_name(f"{trace.stem}.{label}{trace.suffix}")
 
 
-def merge_parts(trace: Path, created_by: str = "qprof capture") -> int:
+def merge_parts(
+    trace: Path, created_by: str = "qprof capture", wait_s: float = 0.0
+) -> int:
     """Append the finished parts of ``trace`` to it and remove them; return how many.
 
     The trace is created (a header line) when it does not exist. A part whose
-    process is still running is left where it is, with a warning.
+    process is still running after ``wait_s`` seconds is left where it is, with
+    a warning.
     """
     parts = sorted(trace.parent.glob(f"{trace.stem}.*{trace.suffix}"))
     parts = [p for p in parts if _label(trace, p) is not None]
     if not parts:
         return 0
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and any(
+        _is_running_part(trace, p) for p in parts
+    ):
+        time.sleep(0.05)  # processes the program started may be exiting still
     merged = 0
     mode = "ab" if trace.exists() else "wb"
     with open(trace, mode) as out:
@@ -45,7 +54,7 @@ def merge_parts(trace: Path, created_by: str = "qprof capture") -> int:
             out.write(json.dumps(header).encode() + b"\n")
         for part in parts:
             label = _label(trace, part) or ""
-            if label.startswith("pid") and _is_running(int(label[3:])):
+            if _is_running_part(trace, part):
                 log.warning("qprof: %s is still being written; left unmerged", part)
                 continue
             _append(out, part, label)
@@ -65,6 +74,11 @@ def _append(out: object, part: Path, label: str) -> None:
                     pid = None
                 line = json.dumps({PART_KEY: {"process": label, "pid": pid}}).encode()
             write(line if line.endswith(b"\n") else line + b"\n")
+
+
+def _is_running_part(trace: Path, part: Path) -> bool:
+    label = _label(trace, part) or ""
+    return label.startswith("pid") and _is_running(int(label[3:]))
 
 
 def _label(trace: Path, part: Path) -> str | None:

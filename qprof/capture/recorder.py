@@ -68,7 +68,11 @@ class Recorder:
     """
 
     def __init__(
-        self, path: str | Path, context: str | None = None, **header: Any
+        self,
+        path: str | Path,
+        context: str | None = None,
+        lazy: bool = False,
+        **header: Any,
     ) -> None:
         self.path = Path(path)
         self.default_context = context
@@ -99,14 +103,15 @@ class Recorder:
             "created_by": "qprof capture",
             **header,
         }
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file: IO[bytes] = open(self.path, "wb")
-            self._file.write(_dumps(first) + b"\n")
-            self._file.flush()
-        except OSError as error:
-            raise OutputError(self.path, error.strerror or str(error)) from None
         self._header = first
+        self._file: IO[bytes] | None = None
+        """Opened at once, or with ``lazy`` (a part of a trace, in a process that
+        may never run a statement) when the first statement is written."""
+        if not lazy:
+            try:
+                self._open()
+            except OSError as error:
+                raise OutputError(self.path, error.strerror or str(error)) from None
         _recorders.add(self)
 
     def begin(
@@ -181,10 +186,13 @@ class Recorder:
             buffer = self._buffer
             count = len(buffer) if everything else self._writable(buffer)
             records = buffer[:count]
+            if self._file is None and not any(type(r) is list for r in records):
+                return  # a lazy part with no statement yet: no file, records kept
             del buffer[:count]
             # Records kept back wait for a quarter more before the next try.
             self._flush_at = max(FLUSH_EVERY, len(buffer) + FLUSH_EVERY // 4)
-            if not records or self._file.closed:
+            file = self._file or self._open()
+            if not records or file.closed:
                 return
             lines = []
             for record in records:
@@ -192,8 +200,8 @@ class Recorder:
                     lines.append(self.line(record))
                 except Exception as error:  # a value whose repr raises, say: the
                     self.fail(error)  # record is lost, the application is not
-            self._file.write(b"\n".join(lines) + b"\n")
-            self._file.flush()
+            file.write(b"\n".join(lines) + b"\n")
+            file.flush()
         except OSError as error:
             self.fail(error)
         finally:
@@ -236,9 +244,18 @@ class Recorder:
         self.closed = True
         with self._lock:
             try:
-                self._file.close()
+                if self._file is not None:
+                    self._file.close()
             except OSError as error:
                 self.fail(error)
+
+    def _open(self) -> IO[bytes]:
+        """Create the trace file, write its header and return it; raises ``OSError``."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        file = self._file = open(self.path, "wb")
+        file.write(_dumps(self._header) + b"\n")
+        file.flush()
+        return file
 
     def continue_in_child(self) -> None:
         """Go on in a forked child: into a part file of its own, without the parent's
@@ -249,17 +266,12 @@ class Recorder:
         self._buffer.clear()
         self.statements = 0
         self.failures = 0
-        inherited = self._file
+        inherited, self._file = self._file, None  # opened with its first statement
         self.path = part_path(self.path, f"pid{os.getpid()}")
-        header = {**self._header, "pid": os.getpid()}
+        self._header = {**self._header, "pid": os.getpid()}
         try:
-            self._file = open(self.path, "wb")
-            self._file.write(_dumps(header) + b"\n")
-        except OSError as error:
-            self.fail(error)
-            self.closed = True
-        try:
-            inherited.close()  # the child's copy of the descriptor; its buffer is empty
+            if inherited is not None:
+                inherited.close()  # the child's copy of the descriptor; its buffer is empty
         except OSError:
             pass
         atexit.register(self.close)
@@ -307,7 +319,8 @@ def _before_fork() -> None:
             continue
         recorder._held_at_fork = True
         try:
-            recorder._file.flush()
+            if recorder._file is not None:
+                recorder._file.flush()
         except (OSError, ValueError):
             pass
 
