@@ -116,7 +116,9 @@ class QprofPlugin:
         # running and no child process behind.
         self.gate = TestGate.from_config(config, trace_path.parent)
         self.tracer: Tracer | None = None
-        if not self.is_controller:
+        if self.is_controller:
+            _check_writable(path)  # before the workers each fail on it
+        else:
             self.tracer = Tracer(trace_path, flush_on_signals=False).start()
         from qprof.capture.summary import SummaryWorker
 
@@ -165,6 +167,12 @@ class QprofPlugin:
         from qprof.capture import summary
 
         terminalreporter.write_sep("=", "qprof")
+        if self.tracer is not None and self.tracer.inert_under is not None:
+            terminalreporter.write_line(
+                f"qprof: qprof run traces this test run into {self.tracer.inert_under}; "
+                "its analysis follows the run"
+            )
+            return
         lines = None
         if self.summary is not None:
             lines = self.summary.summarize(self.path, top, n_plus_one_min)
@@ -302,5 +310,27 @@ def _merge_workers(path: Path) -> None:
     # Limitation: connection numbers are unique within a worker's process only.
     from qprof.capture.parts import merge_parts
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    merge_parts(path, "qprof pytest (xdist)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        merge_parts(path, "qprof pytest (xdist)")
+    except OSError as error:
+        import warnings
+
+        warnings.warn(
+            f"qprof: could not merge the workers' traces into {path}: {error}",
+            stacklevel=2,
+        )
+
+
+def _check_writable(path: Path) -> None:
+    """Raise ``OutputError`` unless a trace can be written at ``path``."""
+    from qprof.errors import OutputError
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as file:
+            file.write(b"")
+            file.flush()
+            os.fsync(file.fileno())
+    except OSError as error:
+        raise OutputError(path, error.strerror or str(error)) from None

@@ -865,3 +865,128 @@ def test_analyze_names_an_empty_file_and_a_trace_without_statements(tmp_path):
         result = CliRunner().invoke(main, ["analyze", str(path)])
         assert result.exit_code == 2, result.output
         assert f"{path}: expected" in result.output and found in result.output
+
+
+def test_an_executemany_of_no_sets_is_not_recorded(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace):
+        db = sqlite3.connect(":memory:")
+        db.execute("CREATE TABLE t (a, b)")
+        db.executemany("INSERT INTO t VALUES (?, ?)", [])
+        db.executemany("INSERT INTO t VALUES (?, ?)", (x for x in ()))
+    assert [r["sql"] for r in records(trace)] == ["CREATE TABLE t (a, b)"]
+
+
+def test_connections_and_attachments_carry_over_to_a_later_trace(tmp_path):
+    db = apsw.Connection(":memory:")
+    with qprof.trace(tmp_path / "first.jsonl"):
+        plain = sqlite3.connect(":memory:")
+        attach(db)
+        attach(db)  # twice: no error, traced once
+        db.execute("SELECT 1").fetchall()
+    with qprof.trace(tmp_path / "second.jsonl"):
+        attach(db)
+        db.execute("SELECT 2").fetchall()
+        plain.execute("SELECT 3").fetchall()
+    assert [r["sql"] for r in records(tmp_path / "first.jsonl")] == ["SELECT 1"]
+    assert [r["sql"] for r in records(tmp_path / "second.jsonl")] == [
+        "SELECT 2",
+        "SELECT 3",
+    ]
+
+
+def test_a_sigterm_to_qprof_run_reaches_the_program_which_cleans_up(tmp_path):
+    program = tmp_path / "app.py"
+    ready = tmp_path / "ready"
+    program.write_text(
+        textwrap.dedent(
+            f"""
+            import signal, sqlite3, sys, time, pathlib
+            db = sqlite3.connect(":memory:")
+
+            def stop(number, frame):
+                db.execute("SELECT 'cleaning up'").fetchall()
+                sys.exit(0)
+
+            signal.signal(signal.SIGTERM, stop)
+            db.execute("SELECT 'started'").fetchall()
+            pathlib.Path({str(ready)!r}).touch()
+            time.sleep(60)
+            """
+        )
+    )
+    out = tmp_path / "run.jsonl"
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from qprof.cli import main; main()",
+            "run",
+            "--out",
+            str(out),
+            "--",
+            sys.executable,
+            str(program),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    runner.send_signal(signal.SIGTERM)
+    stdout, stderr = runner.communicate(timeout=60)
+    assert runner.returncode == 0, stderr
+    assert [r["sql"] for r in records(out)] == [
+        "SELECT 'started'",
+        "SELECT 'cleaning up'",
+    ]
+
+
+_FORK_WHILE_THREADS_WRITE = """
+import os, sqlite3, sys, threading
+import qprof
+from qprof.capture import recorder
+
+recorder.FLUSH_EVERY = 50  # batches written all the time, forks cut into them
+stop = False
+
+def spin(number):
+    db = sqlite3.connect(":memory:", check_same_thread=False)
+    while not stop:
+        db.execute("SELECT ?", (number,)).fetchall()
+
+with qprof.trace(sys.argv[1]):
+    threads = [threading.Thread(target=spin, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for _ in range(40):
+        child = os.fork()
+        if child == 0:
+            os._exit(0)  # no SQL, no clean exit: must neither hang nor leave a part
+        os.waitpid(child, 0)
+    stop = True
+    for thread in threads:
+        thread.join()
+print("done")
+"""
+
+
+def test_forks_while_threads_write_the_trace_neither_hang_nor_lose_lines(tmp_path):
+    script = tmp_path / "forks.py"
+    script.write_text(_FORK_WHILE_THREADS_WRITE)
+    trace = tmp_path / "t.jsonl"
+    done = subprocess.run(
+        [sys.executable, str(script), str(trace)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "done", done.stderr[-2000:]
+    found = records(trace)  # no bad line
+    closing = trace.read_text().splitlines()[-1]
+    assert f'"statements": {len(found)},' in closing
+    assert list(tmp_path.glob("t.pid*.jsonl")) == []

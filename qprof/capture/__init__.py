@@ -78,6 +78,8 @@ class Tracer:
         """Started by ``qprof run``'s sitecustomize (for the whole process)."""
         self.lazy_file = False
         """Create the trace file only when a first statement is written."""
+        self.inert_under: Path | None = None
+        """The trace of ``qprof run`` that records instead of this one, if any."""
         self._pid = os.getpid()
         self.recorder: Recorder | None = None
         self._signals: list[tuple[int, Any]] = []
@@ -114,6 +116,7 @@ class Tracer:
                 self.path,
             )
             Recorder(self.path, self.context, pid=os.getpid()).close()
+            self.inert_under = _active.path
             return self
         if _active is not None:
             raise CaptureError(
@@ -138,9 +141,9 @@ class Tracer:
             return
         stdlib.uninstall()
         _uninstall_apsw()
+        recorder.close()  # before the handlers go: a SIGTERM now still flushes
         restore_signals(self._signals)
         self._signals = []
-        recorder.close()
         if _active is self:
             _active = None
         if not self.from_environment and os.getpid() == self._pid:
@@ -150,6 +153,12 @@ class Tracer:
                 "qprof: %d statements could not be traced (last: %s)",
                 recorder.failures,
                 recorder.last_failure,
+            )
+        if recorder.statements and not recorder.path.exists():
+            log.warning(
+                "qprof: %s was removed while tracing: its %d statements are lost",
+                recorder.path,
+                recorder.statements,
             )
 
     def __enter__(self) -> Tracer:

@@ -94,7 +94,9 @@ def attach_connection(
     state = ConnectionState(recorder, connection.filename or ":memory:", counters)
     base = connection.cursor_factory
     if isinstance(base, type) and issubclass(base, TracingCursor):
-        base = base.__mro__[1]
+        # Traced before (attached twice, or in an earlier trace): trace the
+        # application's own cursor class again, under this trace.
+        base = next(c for c in base.__mro__ if not issubclass(c, TracingCursor))
     if not (isinstance(base, type) and issubclass(base, apsw.Cursor)):
         # Limitation: a cursor factory that is not an apsw.Cursor subclass is left untraced.
         return

@@ -94,6 +94,8 @@ class Recorder:
         """True once ``close`` ran: records are no longer taken."""
         self.paused = False
         """While True, connections opened are not traced (qprof's own, during a run)."""
+        self.signal_handlers: list[tuple[int, Any]] = []
+        """The handlers ``install_signal_flush`` replaced (put back in a forked child)."""
         self._shapes: dict[tuple[Any, ...], bytes] = {}
         """A record's SHAPE -> the start of its JSON line."""
         self.caller: Callable[[FrameType | None], str | None] = CallerFinder().find
@@ -167,12 +169,12 @@ class Recorder:
             {SCHEMA_KEY: {"database": database, "connection": connection, "sql": sql}}
         )
 
-    def fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException, count: int = 1) -> None:
         """Count a failure of the tracer itself (never raised into the application)."""
-        self.failures += 1
+        self.failures += max(count, 1)
         self.last_failure = f"{type(error).__name__}: {error}"
 
-    def flush(self, everything: bool = True) -> None:
+    def flush(self, everything: bool = True, wait: bool = True) -> None:
         """Write buffered records out (safe from any thread and a signal handler).
 
         With ``everything`` false (the hot path's flush), writing stops at the
@@ -180,7 +182,7 @@ class Recorder:
         whole when written and the trace keeps the order statements began in;
         past twice ``FLUSH_EVERY`` records the oldest are written regardless.
         """
-        if not self._lock.acquire(timeout=5):
+        if not (self._lock.acquire(timeout=5) if wait else self._lock.acquire(False)):
             return
         try:
             buffer = self._buffer
@@ -196,6 +198,8 @@ class Recorder:
                 return
             lines = []
             for record in records:
+                if type(record) is list and record[MANY] == 0:
+                    continue  # an executemany of no sets ran nothing
                 try:
                     lines.append(self.line(record))
                 except Exception as error:  # a value whose repr raises, say: the
@@ -203,7 +207,8 @@ class Recorder:
             file.write(b"\n".join(lines) + b"\n")
             file.flush()
         except OSError as error:
-            self.fail(error)
+            # The batch is lost (a full disk): every statement in it counts.
+            self.fail(error, sum(type(r) is list for r in records))
         finally:
             self._lock.release()
 
@@ -264,6 +269,10 @@ class Recorder:
             return
         self._lock = threading.Lock()  # held by the parent's thread at the fork
         self._buffer.clear()
+        # The child's signals are its own again: a pool's terminate() must end a
+        # worker at once, as without qprof.
+        restore_signals(self.signal_handlers)
+        self.signal_handlers = []
         self.statements = 0
         self.failures = 0
         inherited, self._file = self._file, None  # opened with its first statement
@@ -530,7 +539,7 @@ def install_signal_flush(recorder: Recorder) -> list[tuple[int, Any]]:
         old = signal.getsignal(signum)
 
         def handler(number: int, frame: FrameType | None, old: Any = old) -> None:
-            recorder.flush()
+            recorder.flush(wait=False)  # not when the signal cut into a flush
             if callable(old):
                 old(number, frame)
             elif old == signal.SIG_DFL:
@@ -542,6 +551,7 @@ def install_signal_flush(recorder: Recorder) -> list[tuple[int, Any]]:
         except (ValueError, OSError):
             continue
         previous.append((signum, old))
+    recorder.signal_handlers = previous
     return previous
 
 

@@ -8,8 +8,10 @@ exit; a ``sitecustomize`` the child had already is imported after it.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -65,4 +67,25 @@ def run_traced(command: Sequence[str], trace: Path) -> int:
         env["PYTHONPATH"] = os.pathsep.join(paths)
         env[TRACE_ENV] = str(trace.resolve())
         env.pop(TRACE_OWNER_ENV, None)  # the program is the trace's first process
-        return subprocess.call(list(command), env=env)
+        child = subprocess.Popen(list(command), env=env)
+        return _wait_passing_signals(child)
+
+
+def _wait_passing_signals(child: subprocess.Popen[bytes]) -> int:
+    """Wait for the program, passing it SIGTERM and leaving SIGINT to it.
+
+    A Ctrl-C reaches the whole process group, the program included: qprof
+    waits for it to clean up. A SIGTERM sent to qprof is sent on. Either way
+    the program ends as it would untraced, and its exit status is returned.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return child.wait()
+    previous = [
+        (signal.SIGTERM, signal.signal(signal.SIGTERM, lambda n, f: child.terminate())),
+        (signal.SIGINT, signal.signal(signal.SIGINT, signal.SIG_IGN)),
+    ]
+    try:
+        return child.wait()
+    finally:
+        for number, handler in previous:
+            signal.signal(number, handler)

@@ -208,7 +208,7 @@ class TracingCursor(sqlite3.Cursor):
     def execute(self, sql: str, parameters: Any = (), /) -> Any:  # type: ignore[override]
         """Run ``sql`` as ``sqlite3.Cursor.execute`` does, and record it."""
         state = self._qprof
-        if state is None or state.recorder.closed:
+        if state is None or state.recorder.closed and not _rejoin(state):
             return super().execute(sql, parameters)
         record, before = _begin(state, self, sql, parameters, sys._getframe(1))
         start = perf_counter_ns()
@@ -222,7 +222,7 @@ class TracingCursor(sqlite3.Cursor):
     def executemany(self, sql: str, parameters: Any, /) -> Any:  # type: ignore[override]
         """Run ``sql`` for each set of parameters, recorded as one statement."""
         state = self._qprof
-        if state is None or state.recorder.closed:
+        if state is None or state.recorder.closed and not _rejoin(state):
             return super().executemany(sql, parameters)
         counted = None
         if isinstance(parameters, (list, tuple)):
@@ -245,7 +245,7 @@ class TracingCursor(sqlite3.Cursor):
     def executescript(self, script: str, /) -> Any:  # type: ignore[override]
         """Run a script, recorded as one statement (its schema snapshot follows)."""
         state = self._qprof
-        if state is None or state.recorder.closed:
+        if state is None or state.recorder.closed and not _rejoin(state):
             return super().executescript(script)
         record, before = _begin(state, self, script, (), sys._getframe(1))
         state.dirty = True
@@ -310,6 +310,16 @@ class TracingCursor(sqlite3.Cursor):
         record[ROWS_RETURNED] += len(rows)
         record[OPEN] = self._qprof_record = None
         return rows
+
+
+def _rejoin(state: ConnectionState) -> bool:
+    """Move a connection an ended trace traced into the running one, if any."""
+    recorder = active
+    if recorder is None or recorder.closed:
+        return False
+    state.recorder = recorder
+    state.dirty = True  # its schema is not in the new trace yet
+    return True
 
 
 def _begin(
