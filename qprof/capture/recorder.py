@@ -94,6 +94,9 @@ class Recorder:
         """True once ``close`` ran: records are no longer taken."""
         self.paused = False
         """While True, connections opened are not traced (qprof's own, during a run)."""
+        self.eager = False
+        """Write each statement as the next one begins (a multiprocessing worker,
+        which its pool may end at any moment)."""
         self.signal_handlers: list[tuple[int, Any]] = []
         """The handlers ``install_signal_flush`` replaced (put back in a forked child)."""
         self._shapes: dict[tuple[Any, ...], bytes] = {}
@@ -192,7 +195,9 @@ class Recorder:
                 return  # a lazy part with no statement yet: no file, records kept
             del buffer[:count]
             # Records kept back wait for a quarter more before the next try.
-            self._flush_at = max(FLUSH_EVERY, len(buffer) + FLUSH_EVERY // 4)
+            self._flush_at = (
+                1 if self.eager else max(FLUSH_EVERY, len(buffer) + FLUSH_EVERY // 4)
+            )
             file = self._file or self._open()
             if not records or file.closed:
                 return
@@ -269,8 +274,8 @@ class Recorder:
             return
         self._lock = threading.Lock()  # held by the parent's thread at the fork
         self._buffer.clear()
-        # The child's signals are its own again: a pool's terminate() must end a
-        # worker at once, as without qprof.
+        # Limitation: a forked child gets its signal handlers back, so that a pool's
+        # terminate() ends it at once as without qprof: its last statement is lost.
         restore_signals(self.signal_handlers)
         self.signal_handlers = []
         self.statements = 0
@@ -318,6 +323,8 @@ def _close_at_worker_exit(recorder: Recorder) -> None:
     from multiprocessing import util
 
     util.Finalize(recorder, recorder.close, exitpriority=0)
+    recorder.eager = True  # terminate() ends a pool's workers with a SIGTERM
+    recorder._flush_at = 1
 
 
 def _before_fork() -> None:
