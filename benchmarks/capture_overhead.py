@@ -108,8 +108,8 @@ def _stdlib_loop(path: Path, factory: type = sqlite3.Connection) -> None:
 
 
 class _BareCursor(sqlite3.Cursor):
-    def execute(self, sql: str, parameters: object = (), /) -> _BareCursor:  # type: ignore[override]
-        super().execute(sql, parameters)  # type: ignore[arg-type]
+    def execute(self, sql: str, parameters: object = (), /) -> _BareCursor:
+        super().execute(sql, parameters)
         return self
 
     def fetchall(self) -> list[object]:
@@ -117,10 +117,10 @@ class _BareCursor(sqlite3.Cursor):
 
 
 class _BareConnection(sqlite3.Connection):
-    def cursor(self, factory: object = None) -> _BareCursor:  # type: ignore[override]
+    def cursor(self, factory: object = None) -> _BareCursor:
         return super().cursor(_BareCursor)
 
-    def execute(self, sql: str, parameters: object = (), /) -> _BareCursor:  # type: ignore[override]
+    def execute(self, sql: str, parameters: object = (), /) -> _BareCursor:
         return self.cursor().execute(sql, parameters)
 
 
