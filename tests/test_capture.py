@@ -47,6 +47,22 @@ def line_of(path: Path, text: str) -> int:
     return lines[0]
 
 
+def run_script(
+    folder: Path, source: str, *args: str, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``source`` as a Python script in ``folder`` with ``args`` and the trace path
+    ``folder/t.jsonl`` last; raises ``subprocess.TimeoutExpired`` when it hangs."""
+    script = folder / "script.py"
+    script.write_text(source)
+    return subprocess.run(
+        [sys.executable, str(script), *args, str(folder / "t.jsonl")],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
 def test_records_stdlib_statement_with_caller_rows_and_measurements(tmp_path):
     trace = tmp_path / "t.jsonl"
     with qprof.trace(trace):
@@ -551,16 +567,8 @@ print("done")
 
 
 def test_shared_cache_and_garbage_collection_do_not_hang(tmp_path):
-    script = tmp_path / "gc_pressure.py"
-    script.write_text(_GC_SCRIPT)
     trace = tmp_path / "t.jsonl"
-    done = subprocess.run(
-        [sys.executable, str(script), str(trace)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
+    done = run_script(tmp_path, _GC_SCRIPT)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "done" and "Traceback" not in done.stderr
     # Locked-table errors under shared cache vary the count; every worker must show up.
@@ -620,19 +628,11 @@ else:
 
 
 def test_the_shared_cache_deadlock_of_a_naive_tracer_does_not_happen(tmp_path):
-    script = tmp_path / "deadlock.py"
-    script.write_text(_DEADLOCK_SCRIPT)
     trace = tmp_path / "t.jsonl"
 
     def run(mode: str) -> subprocess.CompletedProcess[str] | None:
         try:
-            return subprocess.run(
-                [sys.executable, str(script), mode, str(trace)],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                cwd=ROOT,
-            )
+            return run_script(tmp_path, _DEADLOCK_SCRIPT, mode, timeout=5)
         except subprocess.TimeoutExpired:
             return None
 
@@ -765,16 +765,8 @@ if __name__ == "__main__":
 
 
 def test_forked_processes_trace_into_parts_merged_once(tmp_path):
-    script = tmp_path / "forks.py"
-    script.write_text(_FORKING_SCRIPT)
     trace = tmp_path / "t.jsonl"
-    done = subprocess.run(
-        [sys.executable, str(script), str(trace)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-    )
+    done = run_script(tmp_path, _FORKING_SCRIPT)
     assert done.returncode == 0, done.stderr[-2000:]
     found = [r["sql"] for r in records(trace)]
     assert found.count("SELECT 'before the fork'") == 1  # not copied into a child
@@ -975,16 +967,8 @@ print("done")
 
 
 def test_forks_while_threads_write_the_trace_neither_hang_nor_lose_lines(tmp_path):
-    script = tmp_path / "forks.py"
-    script.write_text(_FORK_WHILE_THREADS_WRITE)
     trace = tmp_path / "t.jsonl"
-    done = subprocess.run(
-        [sys.executable, str(script), str(trace)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
+    done = run_script(tmp_path, _FORK_WHILE_THREADS_WRITE, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "done", done.stderr[-2000:]
     found = records(trace)  # no bad line
     closing = trace.read_text().splitlines()[-1]

@@ -87,7 +87,6 @@ class Recorder:
         """Statement records (lists) and other records (dicts), oldest first; only
         ``flush`` removes from it, from the front, so threads appending need no lock."""
         self._lock = threading.Lock()
-        self._held_at_fork = False
         self._flush_at = FLUSH_EVERY
         """Buffer length at which ``begin`` flushes (raised while records wait)."""
         self.closed = False
@@ -327,13 +326,18 @@ def _close_at_worker_exit(recorder: Recorder) -> None:
     recorder._flush_at = 1
 
 
+_held_at_fork = threading.local()
+"""The recorders whose lock the forking thread holds (two threads may fork at once)."""
+
+
 def _before_fork() -> None:
     # No write is under way across the fork, and the file's buffer is empty, so the
     # child's copy of the file object can be closed without writing anything twice.
+    held = _held_at_fork.recorders = []
     for recorder in list(_recorders):
         if recorder.closed or not recorder._lock.acquire(timeout=5):
             continue
-        recorder._held_at_fork = True
+        held.append(recorder)
         try:
             if recorder._file is not None:
                 recorder._file.flush()
@@ -342,15 +346,14 @@ def _before_fork() -> None:
 
 
 def _after_fork_in_parent() -> None:
-    for recorder in list(_recorders):
-        if recorder._held_at_fork:
-            recorder._held_at_fork = False
-            recorder._lock.release()
+    for recorder in getattr(_held_at_fork, "recorders", ()):
+        recorder._lock.release()
+    _held_at_fork.recorders = []
 
 
 def _after_fork_in_child() -> None:
+    _held_at_fork.recorders = []
     for recorder in list(_recorders):
-        recorder._held_at_fork = False
         recorder.continue_in_child()
 
 
