@@ -15,6 +15,7 @@ any Python-level wrapper that counts rows pays before doing anything).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -132,6 +133,9 @@ def _traced(
 
 
 def _suite(options: list[str]) -> None:
+    # Bytecode is written, as an installed package has it: without, every traced run
+    # would compile qprof's modules again (the untraced run imports none of them).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     subprocess.run(
         [
             sys.executable,
@@ -144,6 +148,7 @@ def _suite(options: list[str]) -> None:
             str(ROOT / "sample_workloads" / "app" / "tests"),
         ],
         cwd=ROOT,
+        env=env,
         check=True,
         capture_output=True,
     )

@@ -40,7 +40,7 @@ from qprof.recommend.migration import write_migration
 from qprof.replay import check_inputs, replay_workload
 from qprof.report.json_doc import profile_document
 from qprof.report.text import plural, render_text
-from qprof.trace import TraceWriter
+from qprof.trace import TraceWriter, has_statement_lines
 
 if TYPE_CHECKING:
     from qprof.frames import StatementRows
@@ -639,7 +639,7 @@ def run(
         click.echo(f"qprof: the program was killed by {name}.", err=True)
         status = 128 - status
     merge_parts(out, wait_s=5)  # the traces of the Python processes it started
-    if not out.exists() or not any(True for _ in _statement_lines(out)):
+    if not has_statement_lines(out):
         click.echo(f"qprof: no SQLite statement was traced into {out}.", err=True)
         sys.exit(status)
     try:
@@ -655,14 +655,6 @@ def run(
 
 
 _SIGNALS = {int(number) for number in signal.Signals}
-
-
-def _statement_lines(path: Path) -> Iterator[str]:
-    with open(path, encoding="utf-8", errors="replace") as lines:
-        for line in lines:
-            if line.startswith('{"sql"'):
-                yield line
-                return
 
 
 def _recommend_options(

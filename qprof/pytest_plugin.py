@@ -271,7 +271,8 @@ class TestGate:
         # One file per process: pytest-xdist workers share the folder.
         path = self.folder / f"qprof-test.{os.getpid()}.jsonl"
         lines = [json.dumps({TRACE_HEADER_KEY: 1})]
-        lines += [self.recorder.line(r).decode() for r in self.schemas + records]
+        lines += [self.recorder.line(r).decode() for r in self.schemas]
+        lines += [self.recorder.whole_line(r).decode() for r in records]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         self.recorder.paused = True  # the analysis' own connections are not the test's
         try:

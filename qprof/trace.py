@@ -2,9 +2,15 @@
 
 A trace is an append-only text file, one JSON object a line, so that a trace cut
 off mid-write still loads up to its last whole line. The first line may be a
-header, ``{"qprof_trace": 1, ...}``; every other line is one statement::
+header, ``{"qprof_trace": 2, ...}``; every other line is one statement::
 
     {"sql": "SELECT * FROM t WHERE id = ?", "params": [3], "context": "GET /t/3"}
+
+A captured trace writes what many statements share once, as a numbered shape,
+``{"qprof_shape": {"id": 3, "sql": ..., "caller": ..., "thread": ...}}``, and
+its statements name it, ``{"shape": 3, "params": [7], "ts": ...}``: the
+statement is the shape's keys with its own. A ``{"qprof_part": ...}`` line
+(where the trace of another process was appended) starts a new numbering.
 
 ``params`` is a list for ``?``/``?NNN`` placeholders or an object for named
 ones; blobs are written as ``{"$blob": "<hex>"}`` and infinities, which JSON
@@ -24,7 +30,10 @@ from typing import IO, Any
 from qprof.errors import OutputError
 
 TRACE_HEADER_KEY = "qprof_trace"
-TRACE_VERSION = 1
+SHAPE_KEY = "qprof_shape"
+PART_KEY = "qprof_part"
+TRACE_VERSION = 2
+"""2: statements may name a shape (1 had none)."""
 
 Params = tuple[Any, ...] | dict[str, Any] | None
 
@@ -101,6 +110,15 @@ def encode_real(value: float) -> Any:
 
 
 _INFINITY = float("inf")
+
+
+def has_statement_lines(path: str | Path) -> bool:
+    """Return True when the trace at ``path`` holds a statement line (False when unreadable)."""
+    try:
+        with open(path, "rb") as lines:
+            return any(line.startswith((b'{"sql"', b'{"shape"')) for line in lines)
+    except OSError:
+        return False
 
 
 def _decode_value(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -26,16 +27,11 @@ from qprof.readers import ReadProblems
 from qprof.readers.qprof_trace import read_records
 from qprof.replica import REPLICA_MODE
 
+from .traces import trace_records as records
+
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "sample_workloads" / "app"
 HERE = os.path.relpath(__file__)
-
-
-def records(path: Path) -> list[dict]:
-    problems = ReadProblems()
-    found = [record for _statement, record in read_records(path, problems)]
-    assert problems.count == 0, problems.problems
-    return found
 
 
 def line_of(path: Path, text: str) -> int:
@@ -83,6 +79,55 @@ def test_records_stdlib_statement_with_caller_rows_and_measurements(tmp_path):
     )
     insert = [r for r in records(trace) if r["sql"].startswith("INSERT")][0]
     assert insert["executemany"] == 10 and insert["measured"]["rows_changed"] == 10
+
+
+def test_what_runs_of_a_statement_share_is_written_once_as_a_shape(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace):
+        db = sqlite3.connect(":memory:")
+        for i in range(30):
+            loop_line = sys._getframe().f_lineno + 1
+            db.execute("SELECT ? + 1", (i,)).fetchall()
+        other_line = sys._getframe().f_lineno + 1
+        db.execute("SELECT ? + 1", (99,)).fetchall()
+    lines = [json.loads(line) for line in trace.read_text().splitlines()]
+    shapes = [line["qprof_shape"] for line in lines if "qprof_shape" in line]
+    assert [(s["id"], s["sql"], s["caller"]) for s in shapes] == [
+        (1, "SELECT ? + 1", f"{HERE}:{loop_line}"),
+        (2, "SELECT ? + 1", f"{HERE}:{other_line}"),
+    ]
+    statements = [line for line in lines if "shape" in line]
+    assert [s["shape"] for s in statements] == [1] * 30 + [2]
+    assert all("sql" not in s and "caller" not in s for s in statements)
+    read = records(trace)
+    assert [r["params"] for r in read] == [[i] for i in range(30)] + [[99]]
+    assert {r["thread"] for r in read} == {"MainThread"}
+
+
+def test_a_batch_lost_to_a_failed_write_is_counted_and_its_shapes_defined_again(
+    tmp_path, monkeypatch
+):
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace) as tracer:
+        db = sqlite3.connect(":memory:")
+
+        def ask(value: int) -> None:
+            db.execute("SELECT ?", (value,)).fetchall()  # one caller: one shape
+
+        ask(1)
+        file = tracer.recorder._file
+        write = file.write
+        monkeypatch.setattr(file, "write", lambda data: _full())
+        tracer.recorder.flush()  # the disk is full: this batch is lost
+        monkeypatch.setattr(file, "write", write)
+        ask(2)
+    assert tracer.failures == 1
+    assert [r["params"] for r in records(trace)] == [[2]]
+    assert trace.read_text().count('"qprof_shape"') == 1
+
+
+def _full() -> None:
+    raise OSError(28, "No space left on device")
 
 
 def test_binds_every_sqlite_type_and_shortens_long_values(tmp_path):
@@ -258,6 +303,28 @@ def test_apsw_counts_rows_fetched_one_by_one_then_all_at_once(tmp_path):
     assert mixed["measured"]["rows_returned"] == 3
     assert at_once["measured"]["rows_returned"] == 2
     assert at_once["measured"]["fullscan_step"] == 2  # steps from row 1 to 2 to 3
+
+
+def test_apsw_counts_rows_of_loops_get_and_a_loop_left_for_fetchall(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace):
+        db = apsw.Connection(":memory:")
+        db.execute("CREATE TABLE t (a); INSERT INTO t VALUES (1), (2), (3), (4)")
+        assert [row for row in db.execute("SELECT a FROM t")] == [
+            (1,),
+            (2,),
+            (3,),
+            (4,),
+        ]
+        assert db.execute("SELECT a FROM t WHERE a > 2").get == [3, 4]
+        cursor = db.execute("SELECT a FROM t ORDER BY a DESC")
+        for row in cursor:
+            assert row == (4,)
+            break
+        assert cursor.fetchall() == [(3,), (2,), (1,)]
+        assert db.execute("SELECT count(*) FROM t").get == 4
+    rows = [r["measured"]["rows_returned"] for r in records(trace)]
+    assert rows == [0, 4, 2, 4, 1]
 
 
 def test_threads_and_several_connections_each_keep_their_records(tmp_path):

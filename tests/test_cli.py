@@ -113,7 +113,7 @@ def test_out_writes_a_trace_that_replays_to_the_same_fingerprints(
     )
     assert first.exit_code == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert records[0]["qprof_trace"] == 1
+    assert records[0]["qprof_trace"] == 2
     assert [r["measured"]["rows_returned"] for r in records[1:]] == [1, 0]
     assert [r["measured"]["rows_changed"] for r in records[1:]] == [0, 1]
     again = invoke("replay", str(out), "--db", str(items_db), "--json")

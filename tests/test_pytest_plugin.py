@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from .traces import trace_records
+
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,8 +143,7 @@ def test_fail_on_fails_the_test_that_made_the_n_plus_one(pytester):
     )
     assert "test_batched FAILED" not in result.stdout.str()
     # The gate's own analysis (a replica, its plans) is not in the trace.
-    lines = (pytester.path / "trace.jsonl").read_text().splitlines()
-    statements = [json.loads(line) for line in lines if line.startswith('{"sql"')]
+    statements = trace_records(pytester.path / "trace.jsonl")
     assert len(statements) == 2 * 2 + 8 + 1  # CREATE and executemany twice
     assert {s["caller"].split(":")[0] for s in statements} == {"test_gate.py"}
 
@@ -248,7 +249,7 @@ def test_{name}():
     parts = [json.loads(line)["qprof_part"] for line in lines if "qprof_part" in line]
     assert sorted(p["process"] for p in parts) == ["gw0", "gw1"]
     assert len({p["pid"] for p in parts}) == 2
-    statements = [json.loads(line) for line in lines if line.startswith('{"sql"')]
+    statements = trace_records(pytester.path / "trace.jsonl")
     assert sorted({s["context"] for s in statements}) == [
         "test_one.py::test_one",
         "test_two.py::test_two",

@@ -109,6 +109,38 @@ def test_skips_bad_trace_lines_with_their_line_numbers(write_file):
     assert problems.problems[0].path == str(path)
 
 
+def test_statements_naming_a_shape_take_its_keys_and_parts_number_their_own(
+    write_file,
+):
+    lines = [
+        {"qprof_trace": 2},
+        {
+            "qprof_shape": {
+                "id": 1,
+                "sql": "SELECT a FROM t WHERE id = ?",
+                "caller": "m.py:3",
+            }
+        },
+        {"shape": 1, "params": [1], "ts": 10.0},
+        {"shape": 1, "params": [2], "caller": "m.py:9"},
+        {"shape": 2, "params": [3]},  # no shape 2 above
+        {"qprof_part": {"process": "pid7", "pid": 7}},
+        {"shape": 1, "params": [4]},  # the part's own numbering: not defined yet
+        {"qprof_shape": {"id": 1, "sql": "SELECT b FROM u", "context": "t::x"}},
+        {"shape": 1},
+    ]
+    path = write_file("t.jsonl", "\n".join(json.dumps(line) for line in lines) + "\n")
+    found, problems = statements(path, "qprof")
+    assert [(s.sql, s.params, s.caller, s.context, s.line) for s in found] == [
+        ("SELECT a FROM t WHERE id = ?", (1,), "m.py:3", None, 3),
+        ("SELECT a FROM t WHERE id = ?", (2,), "m.py:9", None, 4),
+        ("SELECT b FROM u", None, None, "t::x", 9),
+    ]
+    assert found[0].ts == 10.0
+    assert [p.line for p in problems.problems] == [5, 7]
+    assert "qprof_shape" in problems.problems[0].expected
+
+
 def test_strict_raises_the_first_bad_line(write_file):
     path = write_file("t.jsonl", '{"sql": "SELECT 1"}\nnot json\n{"sql": "SELECT 2"}\n')
     with pytest.raises(WorkloadError) as raised:

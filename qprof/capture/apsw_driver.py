@@ -16,7 +16,7 @@ import sys
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 
 import apsw
@@ -37,6 +37,14 @@ from qprof.capture.recorder import (
 )
 
 perf_counter_ns = time.perf_counter_ns
+_getframe = sys._getframe
+_execute = apsw.Cursor.execute
+_executemany = apsw.Cursor.executemany
+_next = apsw.Cursor.__next__
+_iter = apsw.Cursor.__iter__
+_fetchall = apsw.Cursor.fetchall
+_fetchone = apsw.Cursor.fetchone
+_get = apsw.Cursor.get.__get__  # type: ignore[attr-defined]
 _SCHEMA_SQL = "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid"
 _EVENTS_KEPT = 256
 
@@ -155,16 +163,22 @@ class TracingCursor(apsw.Cursor):
     def execute(self, statements: str, bindings: Any = None, **kwargs: Any) -> Any:
         """Run ``statements`` as ``apsw.Cursor.execute`` does, and record them."""
         if self._qprof.recorder.closed:
-            return super().execute(statements, bindings, **kwargs)
-        record = self._qprof_begin(statements, bindings, sys._getframe(1))
-        return self._qprof_run(record, super().execute, statements, bindings, kwargs)
+            return _execute(self, statements, bindings, **kwargs)
+        record = self._qprof_begin(statements, bindings, _getframe(1))
+        start = perf_counter_ns()
+        try:
+            _execute(self, statements, bindings, **kwargs)
+        except BaseException as error:
+            self._qprof_failed(record, start, error)
+            raise
+        return self._qprof_executed(record, start)
 
     def executemany(
         self, statements: str, sequenceofbindings: Any, **kwargs: Any
     ) -> Any:
         """Run ``statements`` for each set of bindings, recorded as one statement."""
         if self._qprof.recorder.closed:
-            return super().executemany(statements, sequenceofbindings, **kwargs)
+            return _executemany(self, statements, sequenceofbindings, **kwargs)
         bindings = sequenceofbindings
         counted = None
         if isinstance(bindings, (list, tuple)):
@@ -172,32 +186,20 @@ class TracingCursor(apsw.Cursor):
         else:  # a generator: counted as the driver takes its sets
             counted = CountedSets(bindings)
             bindings, first, many = counted, None, None
-        record = self._qprof_begin(statements, first, sys._getframe(1), many)
+        record = self._qprof_begin(statements, first, _getframe(1), many)
+        start = perf_counter_ns()
         try:
-            return self._qprof_run(
-                record, super().executemany, statements, bindings, kwargs
-            )
+            _executemany(self, statements, bindings, **kwargs)
+        except BaseException as error:
+            self._qprof_failed(record, start, error)
+            raise
         finally:
             if counted is not None:
                 record[PARAMS], record[MANY] = counted.first, counted.count
+        return self._qprof_executed(record, start)
 
-    def _qprof_run(
-        self,
-        record: list[Any],
-        run: Callable[..., Any],
-        statements: str,
-        bindings: Any,
-        kwargs: dict[str, Any],
-    ) -> Any:
-        """Time ``run`` (the driver's own execute), record a failure, and re-raise it."""
-        start = perf_counter_ns()
-        try:
-            run(statements, bindings, **kwargs)
-        except BaseException as error:
-            record[ELAPSED_NS] = perf_counter_ns() - start
-            record[ERROR] = f"{type(error).__name__}: {error}"
-            self._qprof_done(record)
-            raise
+    def _qprof_executed(self, record: list[Any], start: int) -> Any:
+        """Fill in the time; leave the record open while rows remain to be fetched."""
         record[ELAPSED_NS] = perf_counter_ns() - start
         try:
             pending = self.has_vdbe
@@ -212,30 +214,48 @@ class TracingCursor(apsw.Cursor):
             self._qprof_done(record)
         return self
 
-    def __next__(self) -> Any:
+    def _qprof_failed(
+        self, record: list[Any], start: int, error: BaseException
+    ) -> None:
+        record[ELAPSED_NS] = perf_counter_ns() - start
+        record[ERROR] = f"{type(error).__name__}: {error}"
+        self._qprof_done(record)
+
+    def __iter__(self) -> Any:
         record = self._qprof_record
         if record is None:
-            return super().__next__()
-        start = perf_counter_ns()
-        try:
-            row = super().__next__()
-        except BaseException:
+            return self
+        return self._qprof_rows(record)
+
+    def _qprof_rows(self, record: list[Any]) -> Iterator[Any]:
+        """Yield the remaining rows, counting them and the time spent fetching them.
+
+        A generator rather than a ``__next__`` of this class: apsw's own
+        ``fetchall`` would call a Python ``__next__`` for every row.
+        """
+        while self._qprof_record is record:
+            start = perf_counter_ns()
+            try:
+                row = _next(self)
+            except StopIteration:
+                record[ELAPSED_NS] += perf_counter_ns() - start
+                self._qprof_done(record)
+                return
             record[ELAPSED_NS] += perf_counter_ns() - start
-            self._qprof_done(record)
-            raise
-        record[ELAPSED_NS] += perf_counter_ns() - start
-        record[ROWS_RETURNED] += 1
-        return row
+            record[ROWS_RETURNED] += 1
+            yield row
+        yield from _iter(self)  # the rest of the rows went on without this generator
 
     def fetchall(self) -> list[Any]:
-        """Return the remaining rows, counting them (once, not row by row)."""
+        """Return the remaining rows, counting them."""
         record = self._qprof_record
         if record is None:
-            return super().fetchall()
-        self._qprof_record = None  # __next__ takes its short way for each row
+            return _fetchall(self)
+        # apsw's fetchall iterates the cursor: with no record, __iter__ is apsw's own.
+        self._qprof_record = None
         start = perf_counter_ns()
         try:
-            rows = super().fetchall()
+            rows = _fetchall(self)
         finally:
             record[ELAPSED_NS] += perf_counter_ns() - start
             self._qprof_done(record)
@@ -244,16 +264,29 @@ class TracingCursor(apsw.Cursor):
 
     def fetchone(self) -> Any:
         """Return the next row, or None at the end, counting it."""
+        record = self._qprof_record
+        if record is None:
+            return _fetchone(self)
+        start = perf_counter_ns()
         try:
-            return self.__next__()
-        except StopIteration:
-            return None
+            row = _fetchone(self)
+        except BaseException:
+            record[ELAPSED_NS] += perf_counter_ns() - start
+            self._qprof_done(record)
+            raise
+        record[ELAPSED_NS] += perf_counter_ns() - start
+        if row is None:
+            self._qprof_done(record)
+        else:
+            record[ROWS_RETURNED] += 1
+        return row
 
     @property
     def get(self) -> Any:  # type: ignore[override]
         """Return the remaining rows as ``apsw.Cursor.get`` does, counting them."""
         record = self._qprof_record
-        value = apsw.Cursor.get.__get__(self)  # type: ignore[attr-defined]
+        self._qprof_record = None  # apsw's get iterates the cursor, as fetchall does
+        value = _get(self)
         if record is not None:
             if isinstance(value, list):
                 record[ROWS_RETURNED] += len(value)
@@ -266,7 +299,6 @@ class TracingCursor(apsw.Cursor):
         self, sql: Any, bindings: Any, frame: Any, many: int | None = None
     ) -> list[Any]:
         state = self._qprof
-        recorder = state.recorder
         try:
             previous = self._qprof_record
             if previous is not None:
@@ -274,17 +306,18 @@ class TracingCursor(apsw.Cursor):
             connection = self.connection
             if state.dirty:
                 snapshot_schema(connection, state)
-            text = sql if type(sql) is str else str(sql)
-            if changes_schema(text):
+            if type(sql) is not str:
+                sql = str(sql)
+            if changes_schema(sql):
                 state.dirty = True
             self._qprof_changes = connection.total_changes()
             if state.counters:
                 state.events.clear()  # left by statements run outside a cursor
-            return recorder.begin(
-                text, bindings, frame, state.id, state.database, "apsw", many
+            return state.recorder.begin(
+                sql, bindings, frame, state.id, state.database, "apsw", many
             )
         except Exception as error:
-            recorder.fail(error)
+            state.recorder.fail(error)
             return detached_record()
 
     def _qprof_done(self, record: list[Any]) -> None:

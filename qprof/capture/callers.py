@@ -48,6 +48,9 @@ class CallerFinder:
         """id(code object) -> the code, its short file name and its kind of code."""
         self._callers: dict[tuple[int, int], str] = {}
         """(code object, bytecode offset) -> ``file:line`` (a line number is costly)."""
+        self._direct: dict[int, str] = {}
+        """The same, for application frames that called a driver themselves: the
+        caller is then known from the first frame alone."""
         self._driver_prefixes = _package_prefixes(_SKIPPED_PACKAGES)
         self._layer_prefixes = _package_prefixes(_DATA_LAYERS)
         self._stdlib_prefixes = _stdlib_prefixes()
@@ -70,8 +73,16 @@ class CallerFinder:
         an installed package, else the outermost frame of a data layer (an ORM).
         """
         # Keyed by id: a code object hashes its whole contents on every lookup. The
-        # code object is kept in the value, so its id cannot be reused by another.
+        # code object is kept in _skip_code, so its id cannot be reused by another.
+        if frame is None:
+            return None
+        # One int for (code, offset): addresses stay below 2**48 on 64-bit systems.
+        first = id(frame.f_code) | frame.f_lasti << 48
+        caller = self._direct.get(first)
+        if caller is not None:
+            return caller
         codes = self._skip_code
+        start = frame
         third_party = layer = None
         while frame is not None:
             code = frame.f_code
@@ -85,6 +96,8 @@ class CallerFinder:
                 if caller is None:
                     caller = self._callers[key] = f"{entry[1]}:{frame.f_lineno}"
                 if kind == _APPLICATION:
+                    if frame is start:
+                        self._direct[first] = caller
                     return caller
                 if kind == _THIRD_PARTY:
                     third_party = caller

@@ -16,11 +16,9 @@ import os
 import time
 from pathlib import Path
 
-from qprof.trace import TRACE_HEADER_KEY, TRACE_VERSION
+from qprof.trace import PART_KEY, TRACE_HEADER_KEY, TRACE_VERSION
 
 log = logging.getLogger(__name__)
-
-PART_KEY = "qprof_part"
 
 
 def part_path(trace: Path, label: str) -> Path:

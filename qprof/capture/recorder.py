@@ -1,11 +1,13 @@
 """The capture's recorder: statement records buffered and written as a qprof trace.
 
 The drivers' wrappers (``qprof.capture.stdlib``, ``qprof.capture.apsw_driver``)
-hand each statement to ``Recorder.add`` as a plain dict; nothing is parsed,
-fingerprinted or explained here. Records are buffered in a list (appending is
-atomic under the GIL, so threads need no lock) and written out in batches, at
-``close`` and on SIGTERM/SIGINT, one JSON line each, so a trace cut off by a
-crash still loads up to its last whole line.
+begin each statement's record with ``Recorder.begin`` and fill it in as it runs;
+nothing is parsed, fingerprinted or explained here. Records are buffered in a
+list (appending is atomic under the GIL, so threads need no lock) and written
+out in batches, at ``close`` and on SIGTERM/SIGINT, one JSON line each, so a
+trace cut off by a crash still loads up to its last whole line. What every run
+of a statement at one caller shares (its SQL, caller, context, thread,
+connection) is written once, as a ``qprof_shape`` line, and named by number.
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ import orjson
 from qprof.capture.callers import CallerFinder
 from qprof.capture.parts import part_path
 from qprof.errors import OutputError
-from qprof.trace import TRACE_HEADER_KEY, TRACE_VERSION, encode_real
+from qprof.trace import SHAPE_KEY, TRACE_HEADER_KEY, TRACE_VERSION, encode_real
 
 SCHEMA_KEY = "qprof_schema"
 SUMMARY_KEY = "qprof_capture"
 FLUSH_EVERY = 2000
 """Records buffered before a write."""
+SHAPES_KEPT = 50_000
+"""Shapes remembered; past this many, the next statements define theirs again."""
 TEXT_LIMIT = 1000
 """Text values longer than this are shortened to ``TEXT_KEPT`` characters and a marker."""
 TEXT_KEPT = 200
@@ -45,8 +49,8 @@ BLOB_KEPT = 64
 
 # A statement record is a list, the cheapest thing to make and fill in on the hot
 # path; these are its slots. SHAPE is the part repeated by every run of one statement
-# at one caller: (sql, caller, context, thread, connection, database, driver); its
-# JSON is made once. The driver fills in the measurements after the statement ran.
+# at one caller: (sql, caller, context, thread, connection, database, driver),
+# written once as a qprof_shape line. The driver fills in the measurements after the statement ran.
 SHAPE, PARAMS, TS, ELAPSED_NS, ROWS_RETURNED, ROWS_CHANGED, ERROR = range(7)
 COUNTERS, MANY, OPEN = 7, 8, 9
 """COUNTERS: apsw's PROFILE events (summed when written) or None; MANY: the
@@ -58,6 +62,8 @@ context_label: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 _time = time.time
 _current_thread = threading.current_thread
+_thread = threading.local()
+"""The name of the thread (``threading.current_thread().name`` costs more)."""
 
 
 class Recorder:
@@ -98,8 +104,8 @@ class Recorder:
         which its pool may end at any moment)."""
         self.signal_handlers: list[tuple[int, Any]] = []
         """The handlers ``install_signal_flush`` replaced (put back in a forked child)."""
-        self._shapes: dict[tuple[Any, ...], bytes] = {}
-        """A record's SHAPE -> the start of its JSON line."""
+        self._shapes: dict[tuple[Any, ...], int] = {}
+        """A record's SHAPE -> its number in the trace (its qprof_shape line is written)."""
         self.caller: Callable[[FrameType | None], str | None] = CallerFinder().find
         """Return the ``file:line`` that asked for a statement (``callers``)."""
         first = {
@@ -133,20 +139,18 @@ class Recorder:
         Parameters are encoded when the record is written; a list or dict of them
         is copied now, in case the application reuses it.
         """
-        kind = type(params)
-        if kind is list:
-            params = tuple(params)
-        elif kind is dict:
-            params = dict(params)
-        shape = (
-            sql,
-            self.caller(frame),
-            context_label.get() or self.default_context,
-            _current_thread().name,
-            connection,
-            database,
-            driver,
-        )
+        if type(params) is not tuple:
+            if type(params) is list:
+                params = tuple(params)
+            elif type(params) is dict:
+                params = dict(params)
+        try:
+            thread = _thread.name
+        except AttributeError:
+            # Limitation: a thread renamed after its first statement keeps its first name.
+            thread = _thread.name = _current_thread().name
+        context = context_label.get() or self.default_context
+        shape = (sql, self.caller(frame), context, thread, connection, database, driver)
         record = [shape, params, _time(), 0, 0, 0, None, None, many, True]
         buffer = self._buffer
         if len(buffer) >= self._flush_at:
@@ -200,41 +204,78 @@ class Recorder:
             file = self._file or self._open()
             if not records or file.closed:
                 return
-            lines = []
+            # Copied into one buffer at once: orjson's own results are slow to keep.
+            out = bytearray()
             for record in records:
                 if type(record) is list and record[MANY] == 0:
                     continue  # an executemany of no sets ran nothing
                 try:
-                    lines.append(self.line(record))
+                    out += self.line(record)
                 except Exception as error:  # a value whose repr raises, say: the
                     self.fail(error)  # record is lost, the application is not
-            file.write(b"\n".join(lines) + b"\n")
+                    continue
+                out += b"\n"
+            file.write(out)
             file.flush()
         except OSError as error:
-            # The batch is lost (a full disk): every statement in it counts.
+            # The batch is lost (a full disk): every statement in it counts, and
+            # shapes it defined are defined again by their next statement.
             self.fail(error, sum(type(r) is list for r in records))
+            self._shapes.clear()
         finally:
             self._lock.release()
 
     def line(self, record: Any) -> bytes:
-        """Return the JSON line of a buffered record (UTF-8, no newline)."""
+        """Return the JSON line of a buffered record (UTF-8, no newline).
+
+        The first statement of a shape is preceded by the shape's own line
+        (``qprof_shape``); the statements name it by number.
+        """
         if type(record) is not list:
             return _dumps(record)
         shape = record[SHAPE]
-        start = self._shapes.get(shape)
+        number = self._shapes.get(shape)
+        definition = b""
         try:
-            if start is None:
-                start = self._shapes[shape] = (
-                    orjson.dumps(dict(zip(_SHAPE_KEYS, shape, strict=True)))[:-1] + b","
-                )
-            rest = orjson.dumps(_variable_part(record))
+            if number is None:
+                if len(self._shapes) >= SHAPES_KEPT:
+                    self._shapes.clear()  # SQL with values inlined: shapes without end
+                number = len(self._shapes) + 1
+                fields = dict(zip(_SHAPE_KEYS, shape, strict=True))
+                definition = orjson.dumps({SHAPE_KEY: {"id": number, **fields}}) + b"\n"
+            measured = {
+                "elapsed_ns": record[ELAPSED_NS],
+                "rows_returned": record[ROWS_RETURNED],
+                "rows_changed": record[ROWS_CHANGED],
+            }
+            if record[ERROR] is not None:
+                measured["error"] = record[ERROR]
+            if record[COUNTERS] is not None:
+                (
+                    measured["vm_step"],
+                    measured["fullscan_step"],
+                    measured["sort"],
+                    measured["autoindex"],
+                ) = _counters(record[COUNTERS], shape[0])
+            line = {"shape": number, "ts": record[TS], "measured": measured}
+            if record[PARAMS]:
+                line["params"] = record[PARAMS]
+            if record[MANY] is not None:
+                line["executemany"] = record[MANY]
+            text = orjson.dumps(line)
         except TypeError:  # a blob, a lone surrogate, a type JSON has no word for
-            return _dumps(_record_dict(record))
+            return self.whole_line(record)
         # orjson writes NaN and infinities as null, and long values are shortened:
         # both need the slow path (a null of the values' own takes it too, harmlessly).
-        if len(rest) > TEXT_LIMIT or b"null" in rest:
-            return _dumps(_record_dict(record))
-        return start + rest[1:]
+        if len(text) > TEXT_LIMIT or b"null" in text:
+            return self.whole_line(record)
+        if definition:
+            self._shapes[shape] = number
+        return definition + text
+
+    def whole_line(self, record: list[Any]) -> bytes:
+        """Return a statement record's line with its shape written out in it."""
+        return _dumps(_record_dict(record))
 
     def close(self) -> None:
         """Write everything out, with a closing summary record, and close the file."""
@@ -273,6 +314,7 @@ class Recorder:
             return
         self._lock = threading.Lock()  # held by the parent's thread at the fork
         self._buffer.clear()
+        self._shapes = {}  # the part file defines its own
         # Limitation: a forked child gets its signal handlers back, so that a pool's
         # terminate() ends it at once as without qprof: its last statement is lost.
         restore_signals(self.signal_handlers)
@@ -460,31 +502,20 @@ def encode_bindings(params: Any) -> Any:
     return [shorten(v) for v in params]
 
 
-def _variable_part(record: list[Any]) -> dict[str, Any]:
-    """Return what a statement's line holds besides its shape (``error`` only if any)."""
-    measured = {
-        "elapsed_ns": record[ELAPSED_NS],
-        "rows_returned": record[ROWS_RETURNED],
-        "rows_changed": record[ROWS_CHANGED],
-    }
-    if record[ERROR] is not None:
-        measured["error"] = record[ERROR]
-    if record[COUNTERS] is not None:
-        measured.update(_counters(record[COUNTERS], record[SHAPE][0]))
-    part = {"ts": record[TS], "measured": measured}
-    if record[PARAMS]:
-        part["params"] = record[PARAMS]
-    if record[MANY] is not None:
-        part["executemany"] = record[MANY]
-    return part
-
-
-def _counters(events: list[dict[str, Any]], sql: str) -> dict[str, int]:
-    """Return the statement's counters: its PROFILE events summed.
+def _counters(events: Any, sql: str) -> tuple[int, int, int, int]:
+    """Return the statement's counters (VM steps, full-scan steps, sorts, automatic
+    index rows): its PROFILE events summed.
 
     An event whose SQL is not part of the statement's came from another cursor of
     the same connection and is left out; a counter an event lacks counts 0.
     """
+    if len(events) == 1:  # the common case, made short
+        event = events[0]
+        try:
+            if event["sql"] in sql:
+                return _pick_counters(event["stmt_status"])  # type: ignore[no-any-return]
+        except (KeyError, TypeError):
+            pass
     vm_step = fullscan_step = sort = autoindex = 0
     for event in events:
         # Limitation: another cursor of the connection finishing the same SQL while
@@ -502,14 +533,10 @@ def _counters(events: list[dict[str, Any]], sql: str) -> dict[str, int]:
         fullscan_step += fullscan
         sort += sorts
         autoindex += autoindexes
-    return {
-        "vm_step": vm_step,
-        "fullscan_step": fullscan_step,
-        "sort": sort,
-        "autoindex": autoindex,
-    }
+    return vm_step, fullscan_step, sort, autoindex
 
 
+_COUNTER_KEYS = ("vm_step", "fullscan_step", "sort", "autoindex")
 _COUNTER_NAMES = (
     "SQLITE_STMTSTATUS_VM_STEP",
     "SQLITE_STMTSTATUS_FULLSCAN_STEP",
@@ -520,11 +547,23 @@ _pick_counters = itemgetter(*_COUNTER_NAMES)
 
 
 def _record_dict(record: list[Any]) -> dict[str, Any]:
-    """Return a statement record as the dict its JSON line holds (the slow path)."""
+    """Return a statement record as the dict its whole JSON line holds (the slow path)."""
     line: dict[str, Any] = dict(zip(_SHAPE_KEYS, record[SHAPE], strict=True))
-    line.update(_variable_part(record))
+    measured = {
+        "elapsed_ns": record[ELAPSED_NS],
+        "rows_returned": record[ROWS_RETURNED],
+        "rows_changed": record[ROWS_CHANGED],
+    }
+    if record[ERROR] is not None:
+        measured["error"] = record[ERROR]
+    if record[COUNTERS] is not None:
+        sums = _counters(record[COUNTERS], record[SHAPE][0])
+        measured.update(zip(_COUNTER_KEYS, sums, strict=True))
+    line.update(ts=record[TS], measured=measured)
     if record[PARAMS]:
         line["params"] = encode_bindings(record[PARAMS])
+    if record[MANY] is not None:
+        line["executemany"] = record[MANY]
     return line
 
 

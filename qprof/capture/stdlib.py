@@ -38,6 +38,9 @@ from qprof.capture.recorder import (
 )
 
 perf_counter_ns = time.perf_counter_ns
+_getframe = sys._getframe
+_new_cursor = sqlite3.Connection.cursor
+_cursor_execute = sqlite3.Cursor.execute
 _real_connect: Callable[..., sqlite3.Connection] = sqlite3.connect
 _FACTORY_POSITION = 4
 """``factory`` is the 6th parameter of ``sqlite3.connect``, the 5th after ``database``."""
@@ -173,14 +176,13 @@ class TracingConnection(sqlite3.Connection):
 
     def cursor(self, factory: Any = None) -> Any:  # type: ignore[override]
         """Return a traced cursor of class ``factory`` (``sqlite3.Cursor`` by default)."""
-        cls = TracingCursor if factory is None else cursor_class(factory)
-        cursor = super().cursor(cls)
-        cursor._qprof = getattr(self, "_qprof", None)
-        return cursor
+        return _new_cursor(
+            self, TracingCursor if factory is None else cursor_class(factory)
+        )
 
     def execute(self, sql: str, parameters: Any = (), /) -> Any:  # type: ignore[override]
         """Run ``sql`` on a new traced cursor, as ``sqlite3.Connection.execute``."""
-        return self.cursor().execute(sql, parameters)
+        return _execute(_new_cursor(self, TracingCursor), sql, parameters, _getframe(1))
 
     def executemany(self, sql: str, parameters: Any, /) -> Any:  # type: ignore[override]
         """Run ``sql`` for each set of parameters on a new traced cursor."""
@@ -201,23 +203,17 @@ class TracingConnection(sqlite3.Connection):
 class TracingCursor(sqlite3.Cursor):
     """A ``sqlite3.Cursor`` that records each statement and counts rows as fetched."""
 
-    _qprof: ConnectionState | None = None
     _qprof_record: list[Any] | None = None
     """The record of the statement whose rows are being fetched, if any."""
 
+    @property
+    def _qprof(self) -> ConnectionState | None:
+        """The tracer's state of the cursor's connection (None: not traced)."""
+        return getattr(self.connection, "_qprof", None)
+
     def execute(self, sql: str, parameters: Any = (), /) -> Any:  # type: ignore[override]
         """Run ``sql`` as ``sqlite3.Cursor.execute`` does, and record it."""
-        state = self._qprof
-        if state is None or state.recorder.closed and not _rejoin(state):
-            return super().execute(sql, parameters)
-        record, before = _begin(state, self, sql, parameters, sys._getframe(1))
-        start = perf_counter_ns()
-        try:
-            super().execute(sql, parameters)
-        except BaseException as error:
-            _failed(record, start, error)
-            raise
-        return _executed(self, record, start, before)
+        return _execute(self, sql, parameters, _getframe(1))
 
     def executemany(self, sql: str, parameters: Any, /) -> Any:  # type: ignore[override]
         """Run ``sql`` for each set of parameters, recorded as one statement."""
@@ -230,7 +226,8 @@ class TracingCursor(sqlite3.Cursor):
         else:  # a generator: counted as the driver takes its sets
             counted = CountedSets(parameters)
             parameters, first, many = counted, (), None
-        record, before = _begin(state, self, sql, first, sys._getframe(1), many)
+        record = _begin(state, self, sql, first, _getframe(1), many)
+        before = self.connection.total_changes
         start = perf_counter_ns()
         try:
             super().executemany(sql, parameters)
@@ -247,8 +244,9 @@ class TracingCursor(sqlite3.Cursor):
         state = self._qprof
         if state is None or state.recorder.closed and not _rejoin(state):
             return super().executescript(script)
-        record, before = _begin(state, self, script, (), sys._getframe(1))
+        record = _begin(state, self, script, (), _getframe(1))
         state.dirty = True
+        before = self.connection.total_changes
         start = perf_counter_ns()
         try:
             super().executescript(script)
@@ -322,6 +320,23 @@ def _rejoin(state: ConnectionState) -> bool:
     return True
 
 
+def _execute(cursor: TracingCursor, sql: Any, parameters: Any, frame: Any) -> Any:
+    """Run one statement on ``cursor`` and record it (the hot path, kept short)."""
+    connection = cursor.connection
+    state = getattr(connection, "_qprof", None)
+    if state is None or state.recorder.closed and not _rejoin(state):
+        return _cursor_execute(cursor, sql, parameters)
+    record = _begin(state, cursor, sql, parameters, frame)
+    before = connection.total_changes
+    start = perf_counter_ns()
+    try:
+        _cursor_execute(cursor, sql, parameters)
+    except BaseException as error:
+        _failed(record, start, error)
+        raise
+    return _executed(cursor, record, start, before)
+
+
 def _begin(
     state: ConnectionState,
     cursor: TracingCursor,
@@ -329,48 +344,45 @@ def _begin(
     params: Any,
     frame: Any,
     many: int | None = None,
-) -> tuple[list[Any], int | None]:
-    """Buffer the statement's record and return it (filled in later) and total_changes.
+) -> list[Any]:
+    """Buffer the statement's record and return it, to fill in.
 
     A record is buffered before the statement runs and filled in as rows are
     fetched, so a cursor left half-read (a ``fetchone()`` of a longer result)
     needs no finalizer: it is written with whatever was counted by then.
     """
-    recorder = state.recorder
     try:
         previous = cursor._qprof_record
         if previous is not None:
             previous[OPEN] = cursor._qprof_record = None
-        connection = cursor.connection
         if state.dirty:
-            snapshot_schema(connection, state)
-        text = sql if type(sql) is str else str(sql)
-        if changes_schema(text):
+            snapshot_schema(cursor.connection, state)
+        if type(sql) is not str:
+            sql = str(sql)
+        if changes_schema(sql):
             state.dirty = True
-        record = recorder.begin(
-            text, params, frame, state.id, state.database, "sqlite3", many
+        return state.recorder.begin(
+            sql, params, frame, state.id, state.database, "sqlite3", many
         )
-        return record, connection.total_changes
     except Exception as error:
-        recorder.fail(error)
-        return detached_record(), None
+        state.recorder.fail(error)
+        return detached_record()
 
 
-def _executed(
-    cursor: TracingCursor, record: list[Any], start: int, before: int | None
-) -> Any:
+def _executed(cursor: TracingCursor, record: list[Any], start: int, before: int) -> Any:
+    """Fill in what ``execute`` measured; leave the record open while rows remain."""
     record[ELAPSED_NS] = perf_counter_ns() - start
     try:
-        if before is not None:
-            record[ROWS_CHANGED] = cursor.connection.total_changes - before
+        record[ROWS_CHANGED] = cursor.connection.total_changes - before
         if cursor.description is not None:
             cursor._qprof_record = record
         else:
             record[OPEN] = False
     except Exception as error:
         record[OPEN] = False
-        if cursor._qprof is not None:
-            cursor._qprof.recorder.fail(error)
+        state = cursor._qprof
+        if state is not None:
+            state.recorder.fail(error)
     return cursor
 
 

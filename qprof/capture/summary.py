@@ -26,11 +26,12 @@ def summarize_trace(path: Path, top: int = 5, n_plus_one_min: int = 5) -> list[s
     from qprof.errors import QprofError
     from qprof.loading import profile_trace
     from qprof.report.text import format_duration
+    from qprof.trace import has_statement_lines
 
     try:
         profile = profile_trace(path, None)
     except QprofError as error:
-        if not _has_statements(path):
+        if not has_statement_lines(path):
             return [
                 f"qprof: 0 statements: the tests sent nothing to SQLite; trace: {path}"
             ]
@@ -70,14 +71,6 @@ def summarize_trace(path: Path, top: int = 5, n_plus_one_min: int = 5) -> list[s
     if len(findings) > top:
         lines.append(f"  ... {len(findings) - top} more: qprof analyze {path}")
     return lines
-
-
-def _has_statements(path: Path) -> bool:
-    try:
-        with open(path, "rb") as lines:
-            return any(line.startswith(b'{"sql"') for line in lines)
-    except OSError:
-        return False
 
 
 def _finding_lines(profile: Any, finding: Any) -> list[str]:
@@ -186,6 +179,7 @@ def serve() -> None:
     lines = summarize_trace(Path(request["path"]), request["top"], request["min"])
     sys.stdout.write(json.dumps(lines))
     sys.stdout.flush()
+    os._exit(0)  # nothing is left to clean up: skip tearing down what it imported
 
 
 _WARM_UP = [

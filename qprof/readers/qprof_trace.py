@@ -1,8 +1,9 @@
 """Read qprof's own trace: one JSON object a line (see ``qprof.trace``).
 
-A line that is not a JSON object with an ``sql`` string is reported with its
-line number and skipped; a last line cut off mid-write (a crashed capture) is
-reported the same way, so everything before it still loads.
+A line that is not a JSON object with an ``sql`` string (its own or its
+shape's) is reported with its line number and skipped; a last line cut off
+mid-write (a crashed capture) is reported the same way, so everything before it
+still loads.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from qprof.errors import WorkloadError, excerpt
 from qprof.readers.base import ReadProblems, ReadProgress, numbered_lines
-from qprof.trace import TRACE_HEADER_KEY, Statement, decode_params
+from qprof.trace import PART_KEY, SHAPE_KEY, TRACE_HEADER_KEY, Statement, decode_params
 
 NAME = "qprof"
 DESCRIPTION = "qprof trace, one JSON object per line (from capture or replay --out)"
@@ -37,7 +38,9 @@ def _is_record(text: str) -> bool:
         record = json.loads(text)
     except ValueError:
         return False
-    return isinstance(record, dict) and ("sql" in record or _is_meta(record))
+    return isinstance(record, dict) and (
+        "sql" in record or "shape" in record or _is_meta(record)
+    )
 
 
 def read(
@@ -54,6 +57,7 @@ def read_records(
     """Yield each statement of the trace with its whole record (``measured`` and all)."""
     source = str(path)
     loads = json.JSONDecoder(parse_constant=_reject_constant).decode
+    shapes: dict[Any, dict[str, Any]] = {}
     for number, line in numbered_lines(path, progress):
         if not line.strip():
             continue
@@ -65,8 +69,16 @@ def read_records(
         if not isinstance(record, dict):
             problems.report(_bad_line(path, number, line))
             continue
-        if "sql" not in record and _is_meta(record):
-            continue
+        if "sql" not in record:
+            if "shape" in record:
+                shape = shapes.get(record["shape"])
+                if shape is None:
+                    problems.report(_unknown_shape(path, number, line))
+                    continue
+                record = {**shape, **record}
+            elif _is_meta(record):
+                _take_meta(record, shapes)
+                continue
         statement = _statement(record, source, number)
         if statement is None:
             problems.report(_bad_line(path, number, line))
@@ -96,6 +108,16 @@ def _statement(record: dict[str, Any], source: str, number: int) -> Statement | 
     )
 
 
+def _take_meta(record: dict[str, Any], shapes: dict[Any, dict[str, Any]]) -> None:
+    """Learn a shape's definition; forget them all where another process's part begins."""
+    if PART_KEY in record:
+        shapes.clear()
+    shape = record.get(SHAPE_KEY)
+    if isinstance(shape, dict) and "id" in shape:
+        fields = dict(shape)
+        shapes[fields.pop("id")] = fields
+
+
 def _is_meta(record: dict[str, Any]) -> bool:
     """Return True for the header and capture's other records (``qprof_schema``, ...)."""
     return TRACE_HEADER_KEY in record or any(
@@ -119,4 +141,14 @@ def _bad_line(path: Path, number: int, line: str) -> WorkloadError:
         'a JSON object with an "sql" string (and optional "params" list or object)',
         excerpt(line),
         "is the trace cut off, or is this another log format? (see --format)",
+    )
+
+
+def _unknown_shape(path: Path, number: int, line: str) -> WorkloadError:
+    return WorkloadError(
+        path,
+        number,
+        'a statement whose "shape" a qprof_shape line above defines',
+        excerpt(line),
+        "was the trace cut, or its parts merged by hand?",
     )
