@@ -5,10 +5,13 @@ sqlite3 (the worst case: the statements themselves cost a few microseconds),
 and the sample app's test suite (sample_workloads/app/tests) run with and
 without ``--qprof``. Each is timed several times and the best run is kept.
 
-Two floors are printed beside them, for scale: apsw with nothing but a C-level
-PROFILE callback (where its statement counters come from), and sqlite3 through
-a cursor subclass whose execute and fetchall only call the driver's own (what
-any Python-level wrapper that counts rows pays before doing anything).
+Floors are printed beside them, for scale: apsw with nothing but a C-level
+PROFILE callback (where its statement counters come from); sqlite3 through a
+cursor subclass whose execute and fetchall only call the driver's own (what
+any Python-level wrapper that counts rows pays before doing anything); and the
+least a recorder can do on both drivers, a list per statement holding the SQL,
+the parameters, the caller's code and offset, two clock readings and the row
+count, kept in memory and never written (apsw's with the PROFILE callback).
 
     python benchmarks/capture_overhead.py
 """
@@ -36,7 +39,7 @@ RUNS = 5
 
 
 def main() -> None:
-    """Measure and print the three ratios."""
+    """Measure and print the ratios, the floors beside them."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "bench.db"
         _build(path)
@@ -53,11 +56,21 @@ def main() -> None:
                 _apsw_loop,
                 lambda: _apsw_floor(path),
             ),
+            (
+                "apsw floor: least record + PROFILE",
+                _apsw_loop,
+                lambda: _apsw_floor(path, least=True),
+            ),
             ("sqlite3", _stdlib_loop, lambda: _traced(_stdlib_loop, path, trace)),
             (
                 "sqlite3 floor: bare wrapper",
                 _stdlib_loop,
                 lambda: _stdlib_loop(path, _BareConnection),
+            ),
+            (
+                "sqlite3 floor: least record",
+                _stdlib_loop,
+                lambda: _stdlib_loop(path, _LeastConnection),
             ),
         )
         for name, loop, traced_run in runs:
@@ -94,11 +107,14 @@ def _apsw_loop(path: Path, db: apsw.Connection | None = None) -> None:
     db.close()
 
 
-def _apsw_floor(path: Path) -> None:
+def _apsw_floor(path: Path, least: bool = False) -> None:
     db = apsw.Connection(str(path))
     events: deque[dict[str, object]] = deque(maxlen=256)
     db.trace_v2(apsw.SQLITE_TRACE_PROFILE, events.append)
+    if least:
+        db.cursor_factory = _LeastApswCursor
     _apsw_loop(path, db)
+    _kept.clear()
 
 
 def _stdlib_loop(path: Path, factory: type = sqlite3.Connection) -> None:
@@ -106,6 +122,7 @@ def _stdlib_loop(path: Path, factory: type = sqlite3.Connection) -> None:
     for i in range(QUERIES):
         db.execute("SELECT id, v FROM t WHERE k = ?", (i % ROWS,)).fetchall()
     db.close()
+    _kept.clear()
 
 
 class _BareCursor(sqlite3.Cursor):
@@ -123,6 +140,52 @@ class _BareConnection(sqlite3.Connection):
 
     def execute(self, sql: str, parameters: object = (), /) -> _BareCursor:
         return self.cursor().execute(sql, parameters)
+
+
+_kept: list[list[object]] = []
+"""The least records: what any recorder must note of a statement."""
+
+
+def _least_record(sql: str, parameters: object, start: int) -> list[object]:
+    frame = sys._getframe(2)
+    record = [sql, parameters, frame.f_code, frame.f_lasti, start, 0, 0]
+    _kept.append(record)
+    return record
+
+
+class _LeastCursor(sqlite3.Cursor):
+    _record: list[object]
+
+    def execute(self, sql: str, parameters: object = (), /) -> _LeastCursor:
+        self._record = _least_record(sql, parameters, time.perf_counter_ns())
+        super().execute(sql, parameters)
+        self._record[5] = time.perf_counter_ns()
+        return self
+
+    def fetchall(self) -> list[object]:
+        rows = super().fetchall()
+        self._record[6] = len(rows)
+        return rows
+
+
+class _LeastConnection(sqlite3.Connection):
+    def execute(self, sql: str, parameters: object = (), /) -> _LeastCursor:
+        return sqlite3.Connection.cursor(self, _LeastCursor).execute(sql, parameters)
+
+
+class _LeastApswCursor(apsw.Cursor):
+    _record: list[object]
+
+    def execute(self, statements: str, bindings: object = None) -> _LeastApswCursor:
+        self._record = _least_record(statements, bindings, time.perf_counter_ns())
+        super().execute(statements, bindings)
+        self._record[5] = time.perf_counter_ns()
+        return self
+
+    def fetchall(self) -> list[object]:
+        rows = super().fetchall()
+        self._record[6] = len(rows)
+        return rows
 
 
 def _traced(

@@ -20,6 +20,7 @@ from click.testing import CliRunner
 import qprof
 from qprof.analyze import Thresholds, analyze_profile
 from qprof.capture import CaptureError, attach
+from qprof.capture.parts import merge_parts
 from qprof.capture.recorder import TEXT_KEPT
 from qprof.cli import main
 from qprof.loading import profile_trace
@@ -843,6 +844,22 @@ def test_forked_processes_trace_into_parts_merged_once(tmp_path):
     assert list(tmp_path.glob("t.pid*.jsonl")) == []
     parts = [line for line in trace.read_text().splitlines() if "qprof_part" in line]
     assert len(parts) >= 2  # the pool's workers and the forked child
+
+
+def test_a_part_merged_behind_a_cut_trace_keeps_its_own_shapes(tmp_path):
+    trace, part = tmp_path / "t.jsonl", tmp_path / "t.gw0.jsonl"
+    shape = '{"qprof_shape": {"id": 1, "sql": "SELECT %s"}}\n{"shape": 1}\n'
+    trace.write_text('{"qprof_trace": 2}\n' + shape % "'main'" + '{"shape": 1, "ts"')
+    part.write_text('{"qprof_trace": 2, "pid": 42}\n' + shape % "'part'")
+    assert merge_parts(trace) == 1
+    problems = ReadProblems()
+    found = [(s.sql, s.line) for s, _record in read_records(trace, problems)]
+    assert found == [("SELECT 'main'", 3), ("SELECT 'part'", 7)]
+    assert [p.line for p in problems.problems] == [4]  # the cut line, alone
+    assert json.loads(trace.read_text().splitlines()[4]) == {
+        "qprof_part": {"process": "gw0", "pid": 42}
+    }
+    assert not part.exists()
 
 
 def test_qprof_run_traces_the_python_processes_the_program_starts(tmp_path):

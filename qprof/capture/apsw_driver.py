@@ -30,10 +30,12 @@ from qprof.capture.recorder import (
     PARAMS,
     ROWS_CHANGED,
     ROWS_RETURNED,
+    SHAPE,
     CountedSets,
     Recorder,
     changes_schema,
     detached_record,
+    statement_counters,
 )
 
 perf_counter_ns = time.perf_counter_ns
@@ -308,7 +310,7 @@ class TracingCursor(apsw.Cursor):
                 snapshot_schema(connection, state)
             if type(sql) is not str:
                 sql = str(sql)
-            if changes_schema(sql):
+            if changes_schema[sql]:
                 state.dirty = True
             self._qprof_changes = connection.total_changes()
             if state.counters:
@@ -329,9 +331,9 @@ class TracingCursor(apsw.Cursor):
             changed = self.connection.total_changes() - self._qprof_changes
             record[ROWS_CHANGED] = changed if changed > 0 else 0
             if state.counters:
-                # Matched to the statement by SQL text when written (recorder).
+                # Summed now: the events' dictionaries go at once, not with the batch.
                 events = state.events
-                record[COUNTERS] = list(events)
+                record[COUNTERS] = statement_counters(events, record[SHAPE][0])
                 events.clear()
         except Exception as error:
             state.recorder.fail(error)

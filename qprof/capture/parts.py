@@ -46,7 +46,10 @@ def merge_parts(
         time.sleep(0.05)  # processes the program started may be exiting still
     merged = 0
     mode = "ab" if trace.exists() else "wb"
+    cut = mode == "ab" and not _ends_a_line(trace)
     with open(trace, mode) as out:
+        if cut:
+            out.write(b"\n")  # the trace's last line was cut off: it stays alone
         if mode == "wb":
             header = {TRACE_HEADER_KEY: TRACE_VERSION, "created_by": created_by}
             out.write(json.dumps(header).encode() + b"\n")
@@ -62,16 +65,32 @@ def merge_parts(
 
 
 def _append(out: object, part: Path, label: str) -> None:
+    """Append ``part`` behind a ``qprof_part`` record (which also starts the part's
+    own numbering of shapes), its header left out."""
     write = out.write  # type: ignore[attr-defined]
+    header = b'{"' + TRACE_HEADER_KEY.encode() + b'"'
     with open(part, "rb") as lines:
+        first = lines.readline()
+        pid = None
+        if first.startswith(header):
+            try:
+                pid = json.loads(first).get("pid")
+            except ValueError:
+                pass
+        write(json.dumps({PART_KEY: {"process": label, "pid": pid}}).encode() + b"\n")
+        if first and not first.startswith(header):
+            write(first if first.endswith(b"\n") else first + b"\n")
         for line in lines:
-            if line.startswith(b'{"' + TRACE_HEADER_KEY.encode() + b'"'):
-                try:
-                    pid = json.loads(line).get("pid")
-                except ValueError:
-                    pid = None
-                line = json.dumps({PART_KEY: {"process": label, "pid": pid}}).encode()
             write(line if line.endswith(b"\n") else line + b"\n")
+
+
+def _ends_a_line(path: Path) -> bool:
+    """Return True when ``path`` is empty or its last byte ends a line."""
+    with open(path, "rb") as file:
+        if file.seek(0, os.SEEK_END) == 0:
+            return True
+        file.seek(-1, os.SEEK_END)
+        return file.read(1) == b"\n"
 
 
 def _is_running_part(trace: Path, part: Path) -> bool:

@@ -53,7 +53,7 @@ BLOB_KEPT = 64
 # written once as a qprof_shape line. The driver fills in the measurements after the statement ran.
 SHAPE, PARAMS, TS, ELAPSED_NS, ROWS_RETURNED, ROWS_CHANGED, ERROR = range(7)
 COUNTERS, MANY, OPEN = 7, 8, 9
-"""COUNTERS: apsw's PROFILE events (summed when written) or None; MANY: the
+"""COUNTERS: the sums of apsw's PROFILE events (``statement_counters``) or None; MANY: the
 executemany count or None; OPEN: True while the application may still fetch rows."""
 _SHAPE_KEYS = ("sql", "caller", "context", "thread", "connection", "database", "driver")
 
@@ -256,7 +256,7 @@ class Recorder:
                     measured["fullscan_step"],
                     measured["sort"],
                     measured["autoindex"],
-                ) = _counters(record[COUNTERS], shape[0])
+                ) = record[COUNTERS]
             line = {"shape": number, "ts": record[TS], "measured": measured}
             if record[PARAMS]:
                 line["params"] = record[PARAMS]
@@ -407,18 +407,19 @@ if hasattr(os, "register_at_fork"):
     )
 
 
-def changes_schema(sql: str) -> bool:
-    """Return True for a CREATE, DROP or ALTER statement (remembered per SQL text)."""
-    known = _schema_changes.get(sql)
-    if known is None:
-        if len(_schema_changes) > 10_000:
-            _schema_changes.clear()  # SQL with values inlined: texts without end
-        known = _schema_changes[sql] = sql.lstrip()[:5].upper() in _DDL_PREFIXES
-    return known
+class _SchemaChanges(dict[str, bool]):
+    """SQL text -> whether it is a CREATE, DROP or ALTER statement, worked out once."""
+
+    def __missing__(self, sql: str) -> bool:
+        if len(self) > 10_000:
+            self.clear()  # SQL with values inlined: texts without end
+        known = self[sql] = sql.lstrip()[:5].upper() in ("CREAT", "DROP ", "ALTER")
+        return known
 
 
-_DDL_PREFIXES = ("CREAT", "DROP ", "ALTER")
-_schema_changes: dict[str, bool] = {}
+changes_schema = _SchemaChanges()
+"""``changes_schema[sql]``: True for a statement that may change the schema (a
+look-up, not a call, on the hot path)."""
 
 
 class CountedSets:
@@ -502,7 +503,7 @@ def encode_bindings(params: Any) -> Any:
     return [shorten(v) for v in params]
 
 
-def _counters(events: Any, sql: str) -> tuple[int, int, int, int]:
+def statement_counters(events: Any, sql: str) -> tuple[int, int, int, int]:
     """Return the statement's counters (VM steps, full-scan steps, sorts, automatic
     index rows): its PROFILE events summed.
 
@@ -557,8 +558,7 @@ def _record_dict(record: list[Any]) -> dict[str, Any]:
     if record[ERROR] is not None:
         measured["error"] = record[ERROR]
     if record[COUNTERS] is not None:
-        sums = _counters(record[COUNTERS], record[SHAPE][0])
-        measured.update(zip(_COUNTER_KEYS, sums, strict=True))
+        measured.update(zip(_COUNTER_KEYS, record[COUNTERS], strict=True))
     line.update(ts=record[TS], measured=measured)
     if record[PARAMS]:
         line["params"] = encode_bindings(record[PARAMS])

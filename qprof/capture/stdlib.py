@@ -359,7 +359,7 @@ def _begin(
             snapshot_schema(cursor.connection, state)
         if type(sql) is not str:
             sql = str(sql)
-        if changes_schema(sql):
+        if changes_schema[sql]:
             state.dirty = True
         return state.recorder.begin(
             sql, params, frame, state.id, state.database, "sqlite3", many
