@@ -48,9 +48,10 @@ class CallerFinder:
         """id(code object) -> the code, its short file name and its kind of code."""
         self._callers: dict[tuple[int, int], str] = {}
         """(code object, bytecode offset) -> ``file:line`` (a line number is costly)."""
-        self._direct: dict[int, str] = {}
-        """The same, for application frames that called a driver themselves: the
-        caller is then known from the first frame alone."""
+        self.direct: dict[int, str] = {}
+        """The same, for application frames that called a driver themselves (the
+        caller is then known from the first frame alone), keyed by one int:
+        ``id(code) | offset << 48``."""
         self._driver_prefixes = _package_prefixes(_SKIPPED_PACKAGES)
         self._layer_prefixes = _package_prefixes(_DATA_LAYERS)
         self._stdlib_prefixes = _stdlib_prefixes()
@@ -78,7 +79,7 @@ class CallerFinder:
             return None
         # One int for (code, offset): addresses stay below 2**48 on 64-bit systems.
         first = id(frame.f_code) | frame.f_lasti << 48
-        caller = self._direct.get(first)
+        caller = self.direct.get(first)
         if caller is not None:
             return caller
         codes = self._skip_code
@@ -97,7 +98,7 @@ class CallerFinder:
                     caller = self._callers[key] = f"{entry[1]}:{frame.f_lineno}"
                 if kind == _APPLICATION:
                     if frame is start:
-                        self._direct[first] = caller
+                        self.direct[first] = caller
                     return caller
                 if kind == _THIRD_PARTY:
                     third_party = caller

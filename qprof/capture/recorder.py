@@ -106,8 +106,11 @@ class Recorder:
         """The handlers ``install_signal_flush`` replaced (put back in a forked child)."""
         self._shapes: dict[tuple[Any, ...], int] = {}
         """A record's SHAPE -> its number in the trace (its qprof_shape line is written)."""
-        self.caller: Callable[[FrameType | None], str | None] = CallerFinder().find
+        finder = CallerFinder()
+        self.caller: Callable[[FrameType | None], str | None] = finder.find
         """Return the ``file:line`` that asked for a statement (``callers``)."""
+        self._known_callers = finder.direct
+        """The callers ``caller`` found from the first frame alone, by frame key."""
         first = {
             TRACE_HEADER_KEY: TRACE_VERSION,
             "created_by": "qprof capture",
@@ -150,7 +153,12 @@ class Recorder:
             # Limitation: a thread renamed after its first statement keeps its first name.
             thread = _thread.name = _current_thread().name
         context = context_label.get() or self.default_context
-        shape = (sql, self.caller(frame), context, thread, connection, database, driver)
+        caller = None
+        if frame is not None:  # keyed as CallerFinder.direct is: no call on a hit
+            caller = self._known_callers.get(id(frame.f_code) | frame.f_lasti << 48)
+        if caller is None:
+            caller = self.caller(frame)
+        shape = (sql, caller, context, thread, connection, database, driver)
         record = [shape, params, _time(), 0, 0, 0, None, None, many, True]
         buffer = self._buffer
         if len(buffer) >= self._flush_at:

@@ -174,6 +174,9 @@ def snapshot_schema(connection: sqlite3.Connection, state: ConnectionState) -> N
 class TracingConnection(sqlite3.Connection):
     """A ``sqlite3.Connection`` whose statements go through traced cursors."""
 
+    _qprof: ConnectionState | None = None
+    """The tracer's state of the connection (set when it is opened or attached)."""
+
     def cursor(self, factory: Any = None) -> Any:  # type: ignore[override]
         """Return a traced cursor of class ``factory`` (``sqlite3.Cursor`` by default)."""
         return _new_cursor(
@@ -323,7 +326,7 @@ def _rejoin(state: ConnectionState) -> bool:
 def _execute(cursor: TracingCursor, sql: Any, parameters: Any, frame: Any) -> Any:
     """Run one statement on ``cursor`` and record it (the hot path, kept short)."""
     connection = cursor.connection
-    state = getattr(connection, "_qprof", None)
+    state = connection._qprof  # type: ignore[attr-defined]
     if state is None or state.recorder.closed and not _rejoin(state):
         return _cursor_execute(cursor, sql, parameters)
     record = _begin(state, cursor, sql, parameters, frame)
