@@ -91,17 +91,24 @@ def test_what_runs_of_a_statement_share_is_written_once_as_a_shape(tmp_path):
             db.execute("SELECT ? + 1", (i,)).fetchall()
         other_line = sys._getframe().f_lineno + 1
         db.execute("SELECT ? + 1", (99,)).fetchall()
+        for values in ((None, 1.5), (float("nan"), "x" * 5000)):  # encoded by hand
+            db.execute("SELECT ?, ?", values).fetchall()
     lines = [json.loads(line) for line in trace.read_text().splitlines()]
     shapes = [line["qprof_shape"] for line in lines if "qprof_shape" in line]
-    assert [(s["id"], s["sql"], s["caller"]) for s in shapes] == [
+    assert [(s["id"], s["sql"], s["caller"]) for s in shapes[:2]] == [
         (1, "SELECT ? + 1", f"{HERE}:{loop_line}"),
         (2, "SELECT ? + 1", f"{HERE}:{other_line}"),
     ]
+    assert len(shapes) == 3
     statements = [line for line in lines if "shape" in line]
-    assert [s["shape"] for s in statements] == [1] * 30 + [2]
+    assert [s["shape"] for s in statements] == [1] * 30 + [2, 3, 3]
     assert all("sql" not in s and "caller" not in s for s in statements)
     read = records(trace)
-    assert [r["params"] for r in read] == [[i] for i in range(30)] + [[99]]
+    assert [r["params"] for r in read[:31]] == [[i] for i in range(30)] + [[99]]
+    assert read[31]["params"] == [None, 1.5]
+    assert read[32]["params"][0] is None and read[32]["params"][1].startswith(
+        "x" * TEXT_KEPT + "…"
+    )
     assert {r["thread"] for r in read} == {"MainThread"}
 
 

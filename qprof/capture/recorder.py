@@ -244,39 +244,33 @@ class Recorder:
         shape = record[SHAPE]
         number = self._shapes.get(shape)
         definition = b""
+        if number is None:
+            if len(self._shapes) >= SHAPES_KEPT:
+                self._shapes.clear()  # SQL with values inlined: shapes without end
+            number = len(self._shapes) + 1
+            named = dict(zip(_SHAPE_KEYS, shape, strict=True))
+            fields = {SHAPE_KEY: {"id": number, **named}}
+            try:
+                definition = orjson.dumps(fields) + b"\n"
+            except TypeError:  # a lone surrogate in the SQL, say
+                definition = _dumps(fields) + b"\n"
+        line = {"shape": number, "ts": record[TS], "measured": _measured(record)}
+        params = record[PARAMS]
+        if params:
+            line["params"] = params
+        if record[MANY] is not None:
+            line["executemany"] = record[MANY]
         try:
-            if number is None:
-                if len(self._shapes) >= SHAPES_KEPT:
-                    self._shapes.clear()  # SQL with values inlined: shapes without end
-                number = len(self._shapes) + 1
-                fields = dict(zip(_SHAPE_KEYS, shape, strict=True))
-                definition = orjson.dumps({SHAPE_KEY: {"id": number, **fields}}) + b"\n"
-            measured = {
-                "elapsed_ns": record[ELAPSED_NS],
-                "rows_returned": record[ROWS_RETURNED],
-                "rows_changed": record[ROWS_CHANGED],
-            }
-            if record[ERROR] is not None:
-                measured["error"] = record[ERROR]
-            if record[COUNTERS] is not None:
-                (
-                    measured["vm_step"],
-                    measured["fullscan_step"],
-                    measured["sort"],
-                    measured["autoindex"],
-                ) = record[COUNTERS]
-            line = {"shape": number, "ts": record[TS], "measured": measured}
-            if record[PARAMS]:
-                line["params"] = record[PARAMS]
-            if record[MANY] is not None:
-                line["executemany"] = record[MANY]
             text = orjson.dumps(line)
+            # orjson writes NaN and infinities as null, and long values whole: such
+            # values are encoded by hand (a null of the values' own is, harmlessly).
+            fast = not params or len(text) <= TEXT_LIMIT and b"null" not in text
         except TypeError:  # a blob, a lone surrogate, a type JSON has no word for
-            return self.whole_line(record)
-        # orjson writes NaN and infinities as null, and long values are shortened:
-        # both need the slow path (a null of the values' own takes it too, harmlessly).
-        if len(text) > TEXT_LIMIT or b"null" in text:
-            return self.whole_line(record)
+            fast = False
+        if not fast:
+            if params:
+                line["params"] = encode_bindings(params)
+            text = _dumps(line)
         if definition:
             self._shapes[shape] = number
         return definition + text
@@ -545,7 +539,6 @@ def statement_counters(events: Any, sql: str) -> tuple[int, int, int, int]:
     return vm_step, fullscan_step, sort, autoindex
 
 
-_COUNTER_KEYS = ("vm_step", "fullscan_step", "sort", "autoindex")
 _COUNTER_NAMES = (
     "SQLITE_STMTSTATUS_VM_STEP",
     "SQLITE_STMTSTATUS_FULLSCAN_STEP",
@@ -555,9 +548,8 @@ _COUNTER_NAMES = (
 _pick_counters = itemgetter(*_COUNTER_NAMES)
 
 
-def _record_dict(record: list[Any]) -> dict[str, Any]:
-    """Return a statement record as the dict its whole JSON line holds (the slow path)."""
-    line: dict[str, Any] = dict(zip(_SHAPE_KEYS, record[SHAPE], strict=True))
+def _measured(record: list[Any]) -> dict[str, Any]:
+    """Return what was measured of a statement (``error`` only if any)."""
     measured = {
         "elapsed_ns": record[ELAPSED_NS],
         "rows_returned": record[ROWS_RETURNED],
@@ -566,8 +558,19 @@ def _record_dict(record: list[Any]) -> dict[str, Any]:
     if record[ERROR] is not None:
         measured["error"] = record[ERROR]
     if record[COUNTERS] is not None:
-        measured.update(zip(_COUNTER_KEYS, record[COUNTERS], strict=True))
-    line.update(ts=record[TS], measured=measured)
+        (
+            measured["vm_step"],
+            measured["fullscan_step"],
+            measured["sort"],
+            measured["autoindex"],
+        ) = record[COUNTERS]
+    return measured
+
+
+def _record_dict(record: list[Any]) -> dict[str, Any]:
+    """Return a statement record as the dict its whole JSON line holds."""
+    line: dict[str, Any] = dict(zip(_SHAPE_KEYS, record[SHAPE], strict=True))
+    line.update(ts=record[TS], measured=_measured(record))
     if record[PARAMS]:
         line["params"] = encode_bindings(record[PARAMS])
     if record[MANY] is not None:
