@@ -255,6 +255,24 @@ def test_a_row_passed_as_positional_values_is_recorded_as_a_list(tmp_path):
     assert second["params"] == [1, "x"]
 
 
+def test_a_statement_on_a_closed_connection_fails_as_untraced_and_is_recorded(
+    tmp_path,
+):
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace):
+        db = sqlite3.connect(":memory:")
+        cursor = db.cursor()
+        db.close()
+        for run in (db.execute, cursor.execute):
+            with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
+                run("SELECT 1")
+        other = sqlite3.connect(":memory:")
+        other.execute("SELECT 2").fetchall()
+    found = records(trace)  # the connection's execute failed making its cursor
+    assert [r["sql"] for r in found] == ["SELECT 1", "SELECT 2"]
+    assert found[0]["measured"]["error"].startswith("ProgrammingError")
+
+
 def test_keeps_a_custom_factory_and_records_the_sql_sqlite_gets(tmp_path):
     class Rewriting(sqlite3.Cursor):
         def execute(self, sql, params=()):  # as Django's SQLiteCursorWrapper does

@@ -230,7 +230,7 @@ class TracingCursor(sqlite3.Cursor):
             counted = CountedSets(parameters)
             parameters, first, many = counted, (), None
         record = _begin(state, self, sql, first, _getframe(1), many)
-        before = self.connection.total_changes
+        before = _total_changes(self.connection)
         start = perf_counter_ns()
         try:
             super().executemany(sql, parameters)
@@ -249,7 +249,7 @@ class TracingCursor(sqlite3.Cursor):
             return super().executescript(script)
         record = _begin(state, self, script, (), _getframe(1))
         state.dirty = True
-        before = self.connection.total_changes
+        before = _total_changes(self.connection)
         start = perf_counter_ns()
         try:
             super().executescript(script)
@@ -330,7 +330,10 @@ def _execute(cursor: TracingCursor, sql: Any, parameters: Any, frame: Any) -> An
     if state is None or state.recorder.closed and not _rejoin(state):
         return _cursor_execute(cursor, sql, parameters)
     record = _begin(state, cursor, sql, parameters, frame)
-    before = connection.total_changes
+    try:
+        before: int | None = connection.total_changes
+    except sqlite3.Error:  # closed, or another thread's: execute says so itself
+        before = None
     start = perf_counter_ns()
     try:
         _cursor_execute(cursor, sql, parameters)
@@ -372,11 +375,23 @@ def _begin(
         return detached_record()
 
 
-def _executed(cursor: TracingCursor, record: list[Any], start: int, before: int) -> Any:
+def _total_changes(connection: sqlite3.Connection) -> int | None:
+    """Return the connection's ``total_changes``; None where the driver refuses (a
+    closed connection, another thread's), which its execute then says itself."""
+    try:
+        return connection.total_changes
+    except sqlite3.Error:
+        return None
+
+
+def _executed(
+    cursor: TracingCursor, record: list[Any], start: int, before: int | None
+) -> Any:
     """Fill in what ``execute`` measured; leave the record open while rows remain."""
     record[ELAPSED_NS] = perf_counter_ns() - start
     try:
-        record[ROWS_CHANGED] = cursor.connection.total_changes - before
+        if before is not None:
+            record[ROWS_CHANGED] = cursor.connection.total_changes - before
         if cursor.description is not None:
             cursor._qprof_record = record
         else:
