@@ -404,9 +404,10 @@ def analyze(
 ) -> None:
     """Analyze a saved trace: list what is wrong with its statements, costliest first.
 
-    A trace written by `qprof replay --out` is read with its measurements, nothing
-    is run again; any other workload (a log, a trace without measurements) is
-    replayed first, as `qprof replay` does.
+    A trace written by `qprof replay --out` or captured (`qprof.trace`,
+    `pytest --qprof`, `qprof run`) is read with its measurements, nothing is run
+    again; any other workload (a log, a trace without measurements) is replayed
+    first, as `qprof replay` does.
 
     Example:
 
@@ -625,9 +626,10 @@ def run(
     \b
         qprof run --out trace.jsonl -- python app.py --port 8000
     """
-    from qprof.capture.parts import merge_parts
+    from qprof.capture.parts import existing_parts, merge_parts
     from qprof.capture.run import run_traced
 
+    earlier = existing_parts(out)  # an earlier run's leftovers stay out of this one
     try:
         status = run_traced(command, out)
     except OSError as error:
@@ -638,7 +640,7 @@ def run(
         name = signal.Signals(-status).name if -status in _SIGNALS else str(-status)
         click.echo(f"qprof: the program was killed by {name}.", err=True)
         status = 128 - status
-    merge_parts(out, wait_s=5)  # the traces of the Python processes it started
+    merge_parts(out, wait_s=5, earlier=earlier)  # the Python processes it started
     if not has_statement_lines(out):
         click.echo(f"qprof: no SQLite statement was traced into {out}.", err=True)
         sys.exit(status)

@@ -80,7 +80,10 @@ def fingerprint_sql(sql: str) -> Fingerprint:
 
 def fingerprint_id(text: str) -> str:
     """Return the short stable id of a normalised text (12 hex digits)."""
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=6).hexdigest()
+    # surrogatepass: a lone surrogate (which SQLite itself refuses) still gets an id.
+    return hashlib.blake2b(
+        text.encode("utf-8", "surrogatepass"), digest_size=6
+    ).hexdigest()
 
 
 def normalize_sql(sql: str) -> str:

@@ -31,6 +31,7 @@ from qprof.replay import (
 )
 from qprof.replica import REPLICA_MODE, REPLICA_NAME, captured_schema, open_replica
 from qprof.schema import read_schema
+from qprof.trace import is_capture
 
 _COUNTERS = (
     "vm_step",
@@ -121,6 +122,18 @@ def _profile_on_replica(
     if path.stat().st_size == 0:
         raise WorkloadError(path, 0, "a workload", "an empty file")
     if name == "qprof" and not _has_statements(path):
+        if is_capture(path):  # of a run that sent nothing to SQLite: nothing wrong
+            empty = WorkloadProfile(
+                workload=str(path), database=REPLICA_NAME, format="qprof"
+            )
+            empty.mode = REPLICA_MODE
+            replica = open_replica([])
+            try:
+                empty.schema = read_schema(replica, REPLICA_NAME)
+            finally:
+                replica.close()
+            empty.schema.path = ""
+            return empty
         raise WorkloadError(
             path, 0, "a qprof trace with at least one statement", "none in it"
         )
@@ -131,6 +144,12 @@ def _profile_on_replica(
     # A capture that created no table (SELECT 1, say) has an empty schema: the
     # replica is then an empty database, which is what the statements saw.
     statements = captured_schema(path)
+    if statements is None:
+        raise DatabaseError(
+            path,
+            "this trace holds no schema (replay --out writes none; captures do): "
+            "give its database with --db",
+        )
     replica = open_replica(statements)
     try:
         with tempfile.TemporaryDirectory(prefix="qprof-replica-") as folder:

@@ -116,8 +116,13 @@ class QprofPlugin:
         # running and no child process behind.
         self.gate = TestGate.from_config(config, trace_path.parent)
         self.tracer: Tracer | None = None
+        self.earlier_parts: dict[Path, tuple[int, int, int]] = {}
+        """The workers' part files an earlier run left (not merged into this one)."""
         if self.is_controller:
+            from qprof.capture.parts import existing_parts
+
             _check_writable(path)  # before the workers each fail on it
+            self.earlier_parts = existing_parts(path)
         else:
             self.tracer = Tracer(trace_path, flush_on_signals=False).start()
         from qprof.capture.summary import SummaryWorker
@@ -156,7 +161,7 @@ class QprofPlugin:
         """Write the trace out (a worker's before xdist reports it finished)."""
         self.stop()
         if self.is_controller:
-            _merge_workers(self.path)
+            _merge_workers(self.path, self.earlier_parts)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """Print the statements, costliest fingerprints and findings of the run."""
@@ -302,7 +307,7 @@ def _worker_path(path: Path, worker: str) -> Path:
     return path.with_name(f"{path.stem}.{worker}{path.suffix}")
 
 
-def _merge_workers(path: Path) -> None:
+def _merge_workers(path: Path, earlier: dict[Path, tuple[int, int, int]]) -> None:
     """Merge the workers' traces into ``path`` (one header) and remove them.
 
     Each worker's part starts with a ``qprof_part`` record naming the worker and
@@ -313,7 +318,7 @@ def _merge_workers(path: Path) -> None:
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        merge_parts(path, "qprof pytest (xdist)")
+        merge_parts(path, "qprof pytest (xdist)", earlier=earlier)
     except OSError as error:
         import warnings
 

@@ -30,13 +30,15 @@ _OBJECT = re.compile(
 _ORDER = {"TABLE": 0, "INDEX": 1, "VIEW": 2, "TRIGGER": 3}
 
 
-def captured_schema(path: str | Path) -> list[str]:
+def captured_schema(path: str | Path) -> list[str] | None:
     """Return the CREATE statements recorded in the trace at ``path``, tables first.
 
     Several databases (one per test, say) are merged: the last definition of
-    each name wins. Returns an empty list when the trace has no schema record.
+    each name wins. Returns None when the trace has no schema record (it was not
+    captured), an empty list when the databases it saw had no tables.
     """
     objects: dict[tuple[str, str], str] = {}
+    recorded = False
     with open(path, encoding="utf-8", errors="replace") as lines:
         for line in lines:
             if SCHEMA_KEY not in line[:20]:
@@ -48,6 +50,7 @@ def captured_schema(path: str | Path) -> list[str]:
             statements = record.get("sql") if isinstance(record, dict) else None
             if not isinstance(statements, list):
                 continue  # not a schema record qprof wrote
+            recorded = True
             for sql in statements:
                 match = _OBJECT.match(str(sql))
                 if match is None:
@@ -62,6 +65,8 @@ def captured_schema(path: str | Path) -> list[str]:
                 # table winning; statements written for an earlier one may not plan.
                 objects.pop((kind, name), None)
                 objects[(kind, name)] = str(sql)
+    if not recorded:
+        return None
     ordered = sorted(objects.items(), key=lambda item: _ORDER[item[0][0]])
     return [sql for _key, sql in ordered]
 

@@ -112,6 +112,21 @@ def encode_real(value: float) -> Any:
 _INFINITY = float("inf")
 
 
+def is_capture(path: str | Path) -> bool:
+    """Return True when the file at ``path`` begins with the header capture writes
+    (``"created_by": "qprof capture"``, or ``"qprof pytest (xdist)"`` merged)."""
+    try:
+        with open(path, "rb") as file:
+            header = json.loads(file.readline(4096))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(header, dict) or TRACE_HEADER_KEY not in header:
+        return False
+    return str(header.get("created_by", "")).startswith(
+        ("qprof capture", "qprof pytest")
+    )
+
+
 def has_statement_lines(path: str | Path) -> bool:
     """Return True when the trace at ``path`` holds a statement line (False when unreadable)."""
     try:
@@ -150,7 +165,10 @@ class TraceWriter:
     def __init__(self, path: str | Path, **header: Any) -> None:
         self.path = Path(path)
         try:
-            self._file: IO[str] = open(self.path, "w", encoding="utf-8")
+            # A lone surrogate is written as its JSON escape (\udXXX), all it can be.
+            self._file: IO[str] = open(
+                self.path, "w", encoding="utf-8", errors="backslashreplace"
+            )
         except OSError as error:
             raise OutputError(self.path, error.strerror or str(error)) from None
         self._write(json.dumps({TRACE_HEADER_KEY: TRACE_VERSION, **header}) + "\n")

@@ -160,6 +160,35 @@ def test_binds_every_sqlite_type_and_shortens_long_values(tmp_path):
     assert second["a"] == {"$blob": "78" * 64, "$length": 1000} and second["b"] == 7
 
 
+def test_adapted_values_are_recorded_as_sqlite3_bound_them(tmp_path, monkeypatch):
+    import decimal
+
+    monkeypatch.setitem(
+        sqlite3.adapters, (decimal.Decimal, sqlite3.PrepareProtocol), str
+    )
+
+    class Point:
+        def __conform__(self, protocol: object) -> str:
+            return "1;2"
+
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace):
+        db = sqlite3.connect(":memory:")
+        db.execute("SELECT ?, ?", (decimal.Decimal("1.10"), Point())).fetchall()
+        db.execute("SELECT :a", {"a": decimal.Decimal("2.5")}).fetchall()
+        for wrong in (5, "ab"):  # bindings sqlite3 refuses
+            with pytest.raises(sqlite3.ProgrammingError):
+                db.execute("SELECT ?", wrong)
+    found = records(trace)
+    assert [r.get("params") for r in found] == [
+        ["1.10", "1;2"],
+        {"a": "2.5"},
+        None,  # not a sequence: no bindings recorded
+        ["a", "b"],  # a str is a sequence to sqlite3: two values for one ?
+    ]
+    assert all(r["measured"].get("error") for r in found[2:])
+
+
 def test_writes_infinities_and_nan_as_sqlite_binds_them(tmp_path):
     trace = tmp_path / "t.jsonl"
     with qprof.trace(trace):
@@ -237,11 +266,16 @@ def test_an_adapted_value_whose_repr_raises_neither_breaks_the_app_nor_the_trace
             db.execute("CREATE TABLE t (a)")
             db.execute("INSERT INTO t VALUES (?)", (Opaque(),))
             row = db.execute("SELECT a FROM t").fetchone()
+            with pytest.raises(TypeError):  # apsw has no adapters: it refuses it
+                apsw.Connection(":memory:").execute("SELECT ?", (Opaque(),))
     finally:
         del sqlite3.adapters[(Opaque, sqlite3.PrepareProtocol)]
     assert row == (42,) and tracer.failures == 0
-    insert = [r for r in records(trace) if r["sql"].startswith("INSERT")][0]
-    assert insert["params"] == ["<Opaque>"]
+    found = records(trace)
+    insert = [r for r in found if r["sql"].startswith("INSERT")][0]
+    assert insert["params"] == [42]  # as the adapter bound it
+    refused = [r for r in found if r["driver"] == "apsw"][0]
+    assert refused["params"] == ["<Opaque>"]  # its type, as its repr raises
 
 
 def test_a_row_passed_as_positional_values_is_recorded_as_a_list(tmp_path):
@@ -259,7 +293,7 @@ def test_a_statement_on_a_closed_connection_fails_as_untraced_and_is_recorded(
     tmp_path,
 ):
     trace = tmp_path / "t.jsonl"
-    with qprof.trace(trace):
+    with qprof.trace(trace) as tracer:
         db = sqlite3.connect(":memory:")
         cursor = db.cursor()
         db.close()
@@ -268,9 +302,16 @@ def test_a_statement_on_a_closed_connection_fails_as_untraced_and_is_recorded(
                 run("SELECT 1")
         other = sqlite3.connect(":memory:")
         other.execute("SELECT 2").fetchall()
+        closed = apsw.Connection(":memory:")
+        apsw_cursor = closed.cursor()
+        closed.close()
+        with pytest.raises(apsw.CursorClosedError):
+            apsw_cursor.execute("SELECT 3")
     found = records(trace)  # the connection's execute failed making its cursor
-    assert [r["sql"] for r in found] == ["SELECT 1", "SELECT 2"]
+    assert [r["sql"] for r in found] == ["SELECT 1", "SELECT 2", "SELECT 3"]
     assert found[0]["measured"]["error"].startswith("ProgrammingError")
+    assert found[2]["measured"]["error"].startswith("CursorClosedError")
+    assert tracer.failures == 0  # the application's error, not the tracer's
 
 
 def test_keeps_a_custom_factory_and_records_the_sql_sqlite_gets(tmp_path):
@@ -416,6 +457,28 @@ def test_an_error_inside_the_tracer_is_counted_not_raised(tmp_path, monkeypatch)
         assert db.execute("SELECT 41 + 1").fetchone() == (42,)
     assert tracer.failures == 1
     assert '"failures": 1' in trace.read_text().splitlines()[-1]
+
+
+def test_statements_that_fail_to_be_written_at_the_end_count_in_the_last_record(
+    tmp_path, monkeypatch
+):
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace) as tracer:
+        recorder = tracer.recorder
+        real_line = recorder.line
+
+        def line(record: object) -> bytes:
+            if type(record) is list:
+                raise ValueError("cannot encode it")
+            return real_line(record)
+
+        monkeypatch.setattr(recorder, "line", line)
+        db = sqlite3.connect(":memory:")
+        for i in range(3):
+            db.execute("SELECT ?", (i,)).fetchall()
+    assert tracer.failures == 3
+    last = json.loads(trace.read_text().splitlines()[-1])
+    assert last["qprof_capture"]["failures"] == 3
 
 
 def test_analyzes_an_in_memory_database_on_a_replica_of_its_schema(tmp_path):
@@ -785,6 +848,38 @@ def test_sigterm_flushes_the_buffer(tmp_path):
     assert len(records(trace)) == 10
 
 
+def test_a_sigterm_that_cuts_into_the_tracers_own_flush_waits_for_its_batch(
+    tmp_path, monkeypatch
+):
+    trace = tmp_path / "t.jsonl"
+    seen: list[int] = []  # statement lines in the file when the app's handler ran
+    previous = signal.signal(
+        signal.SIGTERM, lambda number, frame: seen.append(_statement_lines(trace))
+    )
+    try:
+        with qprof.trace(trace) as tracer:
+            db = sqlite3.connect(":memory:")
+            for i in range(3):
+                db.execute("SELECT ?", (i,)).fetchall()
+            file = tracer.recorder._file
+            real_write = file.write
+
+            def write(data: bytes) -> int:
+                os.kill(os.getpid(), signal.SIGTERM)  # handled inside the flush
+                return real_write(data)
+
+            monkeypatch.setattr(file, "write", write)
+            tracer.recorder.flush()
+            monkeypatch.setattr(file, "write", real_write)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == [3]  # after the batch was written, once
+
+
+def _statement_lines(trace: Path) -> int:
+    return sum(line.startswith('{"shape"') for line in trace.read_text().splitlines())
+
+
 def test_qprof_run_keeps_the_exit_code_and_prints_the_analysis(tmp_path):
     program = tmp_path / "app.py"
     program.write_text(
@@ -885,6 +980,16 @@ def test_a_part_merged_behind_a_cut_trace_keeps_its_own_shapes(tmp_path):
         "qprof_part": {"process": "gw0", "pid": 42}
     }
     assert not part.exists()
+
+
+def test_a_part_an_earlier_run_left_is_not_merged_into_the_next_trace(tmp_path, caplog):
+    trace, stale = tmp_path / "t.jsonl", tmp_path / "t.pid4194999.jsonl"
+    stale.write_text('{"qprof_trace": 2}\n{"sql": "SELECT \'old\'"}\n')
+    with qprof.trace(trace):
+        sqlite3.connect(":memory:").execute("SELECT 'new'").fetchall()
+    assert [r["sql"] for r in records(trace)] == ["SELECT 'new'"]
+    assert stale.exists()
+    assert "left from an earlier trace" in caplog.text
 
 
 def test_qprof_run_traces_the_python_processes_the_program_starts(tmp_path):

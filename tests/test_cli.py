@@ -122,6 +122,31 @@ def test_out_writes_a_trace_that_replays_to_the_same_fingerprints(
     assert file_digest(items_db) == before
 
 
+def test_a_replay_out_trace_without_its_database_is_refused_for_want_of_a_schema(
+    items_db, write_file, tmp_path
+):
+    workload = write_file("w.sql", "SELECT * FROM items WHERE id = 3;\n")
+    out = tmp_path / "measured.jsonl"
+    replayed = invoke("replay", str(workload), "--db", str(items_db), "--out", str(out))
+    assert replayed.exit_code == 0
+    result = invoke("analyze", str(out))
+    assert result.exit_code == 2
+    assert "holds no schema" in result.output and "--db" in result.output
+
+
+def test_a_capture_that_sent_nothing_to_sqlite_checks_clean(tmp_path):
+    import qprof
+
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace):
+        pass
+    checked = invoke("check", str(trace))
+    assert checked.exit_code == 0, checked.output
+    assert "0 new findings" in checked.output
+    analyzed = invoke("analyze", str(trace), "--json")
+    assert json.loads(analyzed.stdout)["workload"]["statements"] == 0
+
+
 def test_format_override_and_unknown_format(items_db, write_file):
     workload = write_file("w.txt", "SELECT 1;\n")
     forced = invoke("replay", str(workload), "--db", str(items_db), "--format", "qprof")

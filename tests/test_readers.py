@@ -141,6 +141,39 @@ def test_statements_naming_a_shape_take_its_keys_and_parts_number_their_own(
     assert "qprof_shape" in problems.problems[0].expected
 
 
+def test_odd_shape_ids_and_numbers_are_bad_lines_and_a_header_restarts_shapes(
+    write_file,
+):
+    lines = [
+        '{"qprof_shape": {"id": 1, "sql": "SELECT 1"}}',
+        '{"shape": [1]}',
+        '{"shape": {"a": 1}}',
+        '{"qprof_shape": {"id": [2], "sql": "SELECT 2"}}',
+        '{"shape": 1, "measured": {"elapsed_ns": 99999999999999999999999999}}',
+        '{"shape": 1, "measured": {"vm_step": -1}}',
+        '{"shape": 1, "measured": {"rows_returned": 1.5}}',
+        '{"shape": 1, "ts": 1e400}',
+        '{"shape": 1, "ts": 1e20}',
+        '{"shape": 1, "ts": 1700000000.5, "measured": {"elapsed_ns": 7}}',
+        '{"qprof_trace": 2}',  # a second trace, concatenated: its own numbering
+        '{"shape": 1}',
+    ]
+    path = write_file("t.jsonl", "\n".join(lines) + "\n")
+    found, problems = statements(path, "qprof")
+    assert [(s.sql, s.line, s.ts) for s in found] == [("SELECT 1", 10, 1700000000.5)]
+    assert [p.line for p in problems.problems] == [2, 3, 5, 6, 7, 8, 9, 12]
+    assert "2**63" in problems.problems[2].expected
+
+
+def test_a_lone_surrogate_in_a_statement_is_read_as_a_replacement_character(
+    write_file,
+):
+    path = write_file("t.jsonl", '{"sql": "SELECT * FROM \\"t\\ud800\\""}\n')
+    found, problems = statements(path, "qprof")
+    assert [s.sql for s in found] == ['SELECT * FROM "t\ufffd"']
+    assert problems.count == 0
+
+
 def test_strict_raises_the_first_bad_line(write_file):
     path = write_file("t.jsonl", '{"sql": "SELECT 1"}\nnot json\n{"sql": "SELECT 2"}\n')
     with pytest.raises(WorkloadError) as raised:

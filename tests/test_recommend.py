@@ -68,6 +68,35 @@ def test_puts_equality_column_before_range_column_and_measures_the_saving(
     )
 
 
+def test_a_stdlib_capture_without_counters_is_measured_on_the_scratch_copy(
+    store_db, tmp_path
+):
+    import sqlite3
+
+    import qprof
+    from qprof.loading import profile_trace
+
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace):
+        db = sqlite3.connect(store_db)
+        for customer in (3, 40, 77, 120, 300):
+            db.execute(
+                "SELECT total FROM orders WHERE customer = ?", (customer,)
+            ).fetchall()
+        db.close()
+    profile = profile_trace(trace, store_db)
+    assert sum(fp.vm_step for fp in profile.fingerprints.values()) == 0  # no counters
+    result = recommend_indexes(profile, store_db, RecommendOptions())
+    top = result.recommendations[0]
+    assert (top.table, top.columns[0]) == ("orders", "customer")
+    (served,) = top.served
+    assert served.plan_before == ["SCAN orders"]
+    assert 0 < served.vm_after < served.vm_before / 10  # steps counted on the copy
+    assert top.vm_saving == pytest.approx(
+        (served.vm_before - served.vm_after) * 5, rel=0.01
+    )
+
+
 def test_recommends_nothing_the_planner_does_not_use(store_db, tmp_path):
     result = recommend(
         store_db,

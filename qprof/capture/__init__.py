@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from qprof.capture import stdlib
-from qprof.capture.parts import merge_parts, part_path
+from qprof.capture.parts import existing_parts, merge_parts, part_path
 from qprof.capture.recorder import (
     Recorder,
     context_label,
@@ -83,6 +83,8 @@ class Tracer:
         self._pid = os.getpid()
         self.recorder: Recorder | None = None
         self._signals: list[tuple[int, Any]] = []
+        self._earlier_parts: dict[Path, tuple[int, int, int]] = {}
+        """Part files there were when the trace began (an earlier run's)."""
 
     @property
     def statements(self) -> int:
@@ -122,6 +124,7 @@ class Tracer:
             raise CaptureError(
                 f"a trace into {_active.path} is running already; stop it first"
             )
+        self._earlier_parts = existing_parts(self.path)
         self.recorder = Recorder(
             self.path, self.context, lazy=self.lazy_file, pid=os.getpid()
         )
@@ -147,7 +150,8 @@ class Tracer:
         if _active is self:
             _active = None
         if not self.from_environment and os.getpid() == self._pid:
-            merge_parts(self.path)  # written by processes forked meanwhile
+            # Written by processes forked meanwhile (not those an earlier run left).
+            merge_parts(self.path, earlier=self._earlier_parts)
         if recorder.failures:
             log.warning(
                 "qprof: %d statements could not be traced (last: %s)",

@@ -160,7 +160,8 @@ class TracingCursor(apsw.Cursor):
     _qprof: ConnectionState
     _qprof_record: list[Any] | None = None
     """The record of the statement whose rows are being fetched, if any."""
-    _qprof_changes: int = 0
+    _qprof_changes: int | None = 0
+    """The connection's total_changes before the statement (None: it was closed)."""
 
     def execute(self, statements: str, bindings: Any = None, **kwargs: Any) -> Any:
         """Run ``statements`` as ``apsw.Cursor.execute`` does, and record them."""
@@ -224,6 +225,8 @@ class TracingCursor(apsw.Cursor):
         self._qprof_done(record)
 
     def __iter__(self) -> Any:
+        # Limitation: rows taken with next(cursor) itself are not counted (apsw's own
+        # __next__ runs; defining one here would make apsw's fetchall call Python per row).
         record = self._qprof_record
         if record is None:
             return self
@@ -305,14 +308,18 @@ class TracingCursor(apsw.Cursor):
             previous = self._qprof_record
             if previous is not None:
                 self._qprof_done(previous)
-            connection = self.connection
-            if state.dirty:
-                snapshot_schema(connection, state)
+            try:
+                connection = self.connection
+                self._qprof_changes = connection.total_changes()
+            except apsw.Error:  # a closed cursor or connection: execute says so itself
+                self._qprof_changes = None
+            else:
+                if state.dirty:
+                    snapshot_schema(connection, state)
             if type(sql) is not str:
                 sql = str(sql)
             if changes_schema[sql]:
                 state.dirty = True
-            self._qprof_changes = connection.total_changes()
             if state.counters:
                 state.events.clear()  # left by statements run outside a cursor
             return state.recorder.begin(
@@ -328,8 +335,12 @@ class TracingCursor(apsw.Cursor):
         record[OPEN] = False
         state = self._qprof
         try:
-            changed = self.connection.total_changes() - self._qprof_changes
-            record[ROWS_CHANGED] = changed if changed > 0 else 0
+            if self._qprof_changes is not None:
+                try:
+                    changed = self.connection.total_changes() - self._qprof_changes
+                except apsw.Error:  # closed meanwhile: nothing more is known
+                    changed = 0
+                record[ROWS_CHANGED] = changed if changed > 0 else 0
             if state.counters:
                 # Summed now: the events' dictionaries go at once, not with the batch.
                 events = state.events

@@ -26,17 +26,38 @@ def part_path(trace: Path, label: str) -> Path:
     return trace.with_name(f"{trace.stem}.{label}{trace.suffix}")
 
 
+def existing_parts(trace: Path) -> dict[Path, tuple[int, int, int]]:
+    """Return the part files of ``trace`` there are now, each with its identity
+    (inode, modification time, size): taken when a trace starts, so that parts
+    an earlier run left are not merged into it."""
+    found = {}
+    for part in _part_files(trace):
+        try:
+            found[part] = _identity(part)
+        except OSError:
+            continue
+    return found
+
+
 def merge_parts(
-    trace: Path, created_by: str = "qprof capture", wait_s: float = 0.0
+    trace: Path,
+    created_by: str = "qprof capture",
+    wait_s: float = 0.0,
+    earlier: dict[Path, tuple[int, int, int]] | None = None,
 ) -> int:
     """Append the finished parts of ``trace`` to it and remove them; return how many.
 
-    The trace is created (a header line) when it does not exist. A part whose
+    The trace is created (a header line) when it does not exist or is empty. A part whose
     process is still running after ``wait_s`` seconds is left where it is, with
-    a warning.
+    a warning; so is a part of ``earlier`` (``existing_parts`` when the trace
+    began) that no process has written since.
     """
-    parts = sorted(trace.parent.glob(f"{trace.stem}.*{trace.suffix}"))
-    parts = [p for p in parts if _label(trace, p) is not None]
+    parts = []
+    for part in _part_files(trace):
+        if earlier and part in earlier and _same(part, earlier[part]):
+            log.warning("qprof: %s is left from an earlier trace; not merged", part)
+            continue
+        parts.append(part)
     if not parts:
         return 0
     deadline = time.monotonic() + wait_s
@@ -45,12 +66,12 @@ def merge_parts(
     ):
         time.sleep(0.05)  # processes the program started may be exiting still
     merged = 0
-    mode = "ab" if trace.exists() else "wb"
-    cut = mode == "ab" and not _ends_a_line(trace)
-    with open(trace, mode) as out:
+    empty = not trace.exists() or trace.stat().st_size == 0
+    cut = not empty and not _ends_a_line(trace)
+    with open(trace, "ab") as out:
         if cut:
             out.write(b"\n")  # the trace's last line was cut off: it stays alone
-        if mode == "wb":
+        if empty:
             header = {TRACE_HEADER_KEY: TRACE_VERSION, "created_by": created_by}
             out.write(json.dumps(header).encode() + b"\n")
         for part in parts:
@@ -82,6 +103,23 @@ def _append(out: object, part: Path, label: str) -> None:
             write(first if first.endswith(b"\n") else first + b"\n")
         for line in lines:
             write(line if line.endswith(b"\n") else line + b"\n")
+
+
+def _part_files(trace: Path) -> list[Path]:
+    found = sorted(trace.parent.glob(f"{trace.stem}.*{trace.suffix}"))
+    return [part for part in found if _label(trace, part) is not None]
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    status = path.stat()
+    return status.st_ino, status.st_mtime_ns, status.st_size
+
+
+def _same(path: Path, identity: tuple[int, int, int]) -> bool:
+    try:
+        return _identity(path) == identity
+    except OSError:
+        return False
 
 
 def _ends_a_line(path: Path) -> bool:

@@ -104,6 +104,10 @@ class Recorder:
         which its pool may end at any moment)."""
         self.signal_handlers: list[tuple[int, Any]] = []
         """The handlers ``install_signal_flush`` replaced (put back in a forked child)."""
+        self._in_flush = threading.local()
+        """``active`` is True in a thread inside ``flush``."""
+        self.pending_signal: tuple[int, FrameType | None, Any] | None = None
+        """A signal that arrived during this thread's own flush, handled at its end."""
         self._shapes: dict[tuple[Any, ...], int] = {}
         """A record's SHAPE -> its number in the trace (its qprof_shape line is written)."""
         finder = CallerFinder()
@@ -189,14 +193,18 @@ class Recorder:
         self.last_failure = f"{type(error).__name__}: {error}"
 
     def flush(self, everything: bool = True, wait: bool = True) -> None:
-        """Write buffered records out (safe from any thread and a signal handler).
+        """Write buffered records out (safe from any thread and a signal handler;
+        ``wait`` false waits a second at most for another thread's flush).
 
         With ``everything`` false (the hot path's flush), writing stops at the
         oldest statement whose rows are still being fetched, so its counts are
         whole when written and the trace keeps the order statements began in;
         past twice ``FLUSH_EVERY`` records the oldest are written regardless.
         """
-        if not (self._lock.acquire(timeout=5) if wait else self._lock.acquire(False)):
+        # Marked before the lock is taken: a signal between the two is deferred too.
+        self._in_flush.active = True
+        if not self._lock.acquire(timeout=5 if wait else 1):
+            self._in_flush.active = False
             return
         try:
             buffer = self._buffer
@@ -232,6 +240,10 @@ class Recorder:
             self._shapes.clear()
         finally:
             self._lock.release()
+            self._in_flush.active = False
+            pending, self.pending_signal = self.pending_signal, None
+            if pending is not None:
+                _handle_as_before(*pending)  # the signal that cut into this flush
 
     def line(self, record: Any) -> bytes:
         """Return the JSON line of a buffered record (UTF-8, no newline).
@@ -256,20 +268,36 @@ class Recorder:
                 definition = _dumps(fields) + b"\n"
         line = {"shape": number, "ts": record[TS], "measured": _measured(record)}
         params = record[PARAMS]
+        plain = True
         if params:
             line["params"] = params
+            # orjson would write a date or a UUID its own way, not as bound.
+            kind = type(params)
+            values = (
+                params if kind is tuple else params.values() if kind is dict else ()
+            )
+            plain = kind is tuple or kind is dict
+            for value in values:
+                if type(value) not in _PLAIN:
+                    plain = False
+                    break
         if record[MANY] is not None:
             line["executemany"] = record[MANY]
         try:
             text = orjson.dumps(line)
             # orjson writes NaN and infinities as null, and long values whole: such
             # values are encoded by hand (a null of the values' own is, harmlessly).
-            fast = not params or len(text) <= TEXT_LIMIT and b"null" not in text
-        except TypeError:  # a blob, a lone surrogate, a type JSON has no word for
+            fast = plain and (
+                not params or len(text) <= TEXT_LIMIT and b"null" not in text
+            )
+        except TypeError:  # a lone surrogate, say
             fast = False
         if not fast:
             if params:
-                line["params"] = encode_bindings(params)
+                adapt = _sqlite3_adapt if shape[6] == "sqlite3" else None
+                line["params"] = encode_bindings(params, adapt)
+                if line["params"] is None:
+                    del line["params"]
             text = _dumps(line)
         if definition:
             self._shapes[shape] = number
@@ -283,6 +311,7 @@ class Recorder:
         """Write everything out, with a closing summary record, and close the file."""
         if self.closed:
             return
+        self.flush()  # first: a statement that fails to be written counts below
         self.add(
             {
                 SUMMARY_KEY: {
@@ -315,6 +344,8 @@ class Recorder:
         if self.closed:
             return
         self._lock = threading.Lock()  # held by the parent's thread at the fork
+        self._in_flush = threading.local()
+        self.pending_signal = None
         self._buffer.clear()
         self._shapes = {}  # the part file defines its own
         # Limitation: a forked child gets its signal handlers back, so that a pool's
@@ -453,14 +484,22 @@ def statement_context(record: Any) -> str | None:
     return record[SHAPE][2] if type(record) is list else None
 
 
-def shorten(value: Any) -> Any:
+def shorten(value: Any, adapt: Callable[[Any], Any] | None = None) -> Any:
     """Return a JSON-safe bound value, long text and blobs shortened with a marker.
+
+    ``adapt`` turns a value of another type into what the driver bound
+    (``sqlite3.adapt``: registered adapters, ``__conform__``).
 
     >>> shorten("x" * 2000)[-25:]
     '…[qprof: 2000 chars long]'
     >>> shorten(b"\\x00\\xff")
     {'$blob': '00ff'}
     """
+    if adapt is not None and type(value) not in _PLAIN:
+        try:
+            value = adapt(value)
+        except Exception:
+            pass  # the driver refused it too: the statement failed
     if isinstance(value, str):
         if len(value) <= TEXT_LIMIT:
             return value
@@ -485,24 +524,32 @@ def _safe_repr(value: Any) -> str:
         return f"<{type(value).__name__}>"
 
 
-def encode_bindings(params: Any) -> Any:
+def encode_bindings(params: Any, adapt: Callable[[Any], Any] | None = None) -> Any:
     """Return ``params`` (a sequence, a mapping or None) as JSON-safe ``params``.
 
     As the sqlite3 module binds them: a dict by name, and anything else that is
-    a sequence (a ``sqlite3.Row`` among them) by position.
+    a sequence (a ``sqlite3.Row`` among them) by position. Bindings that are
+    neither (the driver refused them) are recorded as none.
     """
     if params is None:
         return None
     if isinstance(params, dict):
-        return {str(k): shorten(v) for k, v in params.items()}
+        return {str(k): shorten(v, adapt) for k, v in params.items()}
     if isinstance(params, (list, tuple)) or hasattr(params, "__len__"):
         try:
-            return [shorten(params[i]) for i in range(len(params))]
+            return [shorten(params[i], adapt) for i in range(len(params))]
         except (TypeError, KeyError, IndexError):
             pass
-    if hasattr(params, "keys"):
-        return {str(k): shorten(params[k]) for k in params.keys()}
-    return [shorten(v) for v in params]
+    try:
+        if hasattr(params, "keys"):
+            return {str(k): shorten(params[k], adapt) for k in params.keys()}
+        return [shorten(v, adapt) for v in params]
+    except Exception:
+        return None
+
+
+_PLAIN = frozenset((int, float, str, bool, type(None)))
+"""Types bound as they are, which orjson writes as they were bound."""
 
 
 def statement_counters(events: Any, sql: str) -> tuple[int, int, int, int]:
@@ -572,10 +619,20 @@ def _record_dict(record: list[Any]) -> dict[str, Any]:
     line: dict[str, Any] = dict(zip(_SHAPE_KEYS, record[SHAPE], strict=True))
     line.update(ts=record[TS], measured=_measured(record))
     if record[PARAMS]:
-        line["params"] = encode_bindings(record[PARAMS])
+        adapt = _sqlite3_adapt if record[SHAPE][6] == "sqlite3" else None
+        encoded = encode_bindings(record[PARAMS], adapt)
+        if encoded is not None:
+            line["params"] = encoded
     if record[MANY] is not None:
         line["executemany"] = record[MANY]
     return line
+
+
+def _sqlite3_adapt(value: Any) -> Any:
+    """Return ``value`` as the sqlite3 module binds it (its adapters, ``__conform__``)."""
+    import sqlite3
+
+    return sqlite3.adapt(value, sqlite3.PrepareProtocol)
 
 
 def _dumps(value: Any) -> bytes:
@@ -599,12 +656,13 @@ def install_signal_flush(recorder: Recorder) -> list[tuple[int, Any]]:
         old = signal.getsignal(signum)
 
         def handler(number: int, frame: FrameType | None, old: Any = old) -> None:
-            recorder.flush(wait=False)  # not when the signal cut into a flush
-            if callable(old):
-                old(number, frame)
-            elif old == signal.SIG_DFL:
-                signal.signal(number, signal.SIG_DFL)
-                os.kill(os.getpid(), number)
+            if getattr(recorder._in_flush, "active", False):
+                # It cut into this thread's own flush (at exit, say): that flush ends
+                # first, then the signal is handled, so its batch is not lost.
+                recorder.pending_signal = (number, frame, old)
+                return
+            recorder.flush(wait=False)  # waits a second at most for another thread's
+            _handle_as_before(number, frame, old)
 
         try:
             signal.signal(signum, handler)
@@ -613,6 +671,15 @@ def install_signal_flush(recorder: Recorder) -> list[tuple[int, Any]]:
         previous.append((signum, old))
     recorder.signal_handlers = previous
     return previous
+
+
+def _handle_as_before(number: int, frame: FrameType | None, old: Any) -> None:
+    """Do what the handler qprof replaced would have done with signal ``number``."""
+    if callable(old):
+        old(number, frame)
+    elif old == signal.SIG_DFL:
+        signal.signal(number, signal.SIG_DFL)
+        os.kill(os.getpid(), number)
 
 
 def restore_signals(previous: list[tuple[int, Any]]) -> None:

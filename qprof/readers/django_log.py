@@ -136,5 +136,5 @@ def _bad_line(path: Path, number: int, line: str) -> WorkloadError:
         number,
         "a django.db.backends record: (0.001) SQL; args=...; alias=NAME",
         excerpt(line),
-        "is this a Django log? (see --format)",
+        "is this a Django log? (see replay's --format)",
     )

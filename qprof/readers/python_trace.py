@@ -109,7 +109,7 @@ def _json_events(
                     number,
                     "a JSON string (one traced statement)",
                     excerpt(line),
-                    "is the file cut off, or in another format? (see --format)",
+                    "is the file cut off, or in another format? (see replay's --format)",
                 )
             )
             continue

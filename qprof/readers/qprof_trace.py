@@ -9,6 +9,7 @@ still loads.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,7 @@ def read_records(
             continue
         if "sql" not in record:
             if "shape" in record:
-                shape = shapes.get(record["shape"])
+                shape = _shape_of(record["shape"], shapes)
                 if shape is None:
                     problems.report(_unknown_shape(path, number, line))
                     continue
@@ -82,6 +83,9 @@ def read_records(
         statement = _statement(record, source, number)
         if statement is None:
             problems.report(_bad_line(path, number, line))
+            continue
+        if not _sane_numbers(record):
+            problems.report(_bad_numbers(path, number, line))
             continue
         yield statement, record
 
@@ -97,7 +101,7 @@ def _statement(record: dict[str, Any], source: str, number: int) -> Statement | 
     elapsed = record.get("elapsed_ns")
     ts = record.get("ts")
     return Statement(
-        sql=sql,
+        sql=_valid_text(sql),
         params=params,
         source=source,
         line=number,
@@ -108,12 +112,66 @@ def _statement(record: dict[str, Any], source: str, number: int) -> Statement | 
     )
 
 
+_MEASURED_NUMBERS = (
+    "elapsed_ns",
+    "rows_returned",
+    "rows_changed",
+    "vm_step",
+    "fullscan_step",
+    "sort",
+    "autoindex",
+)
+_MOST = 2**63 - 1
+_LATEST_TS = 9e9
+"""Unix seconds a trace's ``ts`` stays within (pandas' datetimes end in 2262)."""
+
+
+def _sane_numbers(record: dict[str, Any]) -> bool:
+    """Return False when a count or time is negative, fractional or past 64 bits, or
+    ``ts`` is not a time of the last and next few centuries."""
+    measured = record.get("measured")
+    numbers = [record.get("elapsed_ns")]
+    if isinstance(measured, dict):
+        numbers += [measured.get(key) for key in _MEASURED_NUMBERS]
+    for value in numbers:
+        if value is not None and not (
+            type(value) is int and 0 <= value <= _MOST  # not bool, not float
+        ):
+            return False
+    ts = record.get("ts")
+    return ts is None or (type(ts) in (int, float) and -_LATEST_TS < ts < _LATEST_TS)
+
+
+def _shape_of(key: Any, shapes: dict[Any, dict[str, Any]]) -> dict[str, Any] | None:
+    """Return the fields of shape ``key`` (None when it is not defined above)."""
+    if not isinstance(key, (int, str)) or isinstance(key, bool):
+        return None
+    return shapes.get(key)
+
+
+def _valid_text(text: str) -> str:
+    """Return ``text`` with lone surrogates (JSON can spell them, UTF-8 cannot) as U+FFFD."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Limitation: a lone surrogate in a statement's text is read as U+FFFD, silently.
+        return _SURROGATE.sub("\ufffd", text)
+    return text
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _take_meta(record: dict[str, Any], shapes: dict[Any, dict[str, Any]]) -> None:
     """Learn a shape's definition; forget them all where another process's part begins."""
     if PART_KEY in record:
         shapes.clear()
+    if TRACE_HEADER_KEY in record:
+        shapes.clear()  # another trace begins (two traces concatenated, say)
     shape = record.get(SHAPE_KEY)
-    if isinstance(shape, dict) and "id" in shape:
+    if isinstance(shape, dict) and isinstance(shape.get("id"), (int, str)):
         fields = dict(shape)
         shapes[fields.pop("id")] = fields
 
@@ -131,7 +189,7 @@ def _reject_constant(name: str) -> float:
 
 
 def _text_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
+    return None if value is None else _valid_text(str(value))
 
 
 def _bad_line(path: Path, number: int, line: str) -> WorkloadError:
@@ -140,7 +198,7 @@ def _bad_line(path: Path, number: int, line: str) -> WorkloadError:
         number,
         'a JSON object with an "sql" string (and optional "params" list or object)',
         excerpt(line),
-        "is the trace cut off, or is this another log format? (see --format)",
+        "is the trace cut off, or is this another log format? (see replay's --format)",
     )
 
 
@@ -151,4 +209,14 @@ def _unknown_shape(path: Path, number: int, line: str) -> WorkloadError:
         'a statement whose "shape" a qprof_shape line above defines',
         excerpt(line),
         "was the trace cut, or its parts merged by hand?",
+    )
+
+
+def _bad_numbers(path: Path, number: int, line: str) -> WorkloadError:
+    return WorkloadError(
+        path,
+        number,
+        "counts and times that are whole numbers from 0 to 2**63 - 1, and a ts in "
+        "unix seconds",
+        excerpt(line),
     )

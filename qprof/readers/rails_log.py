@@ -139,5 +139,5 @@ def _bad_line(path: Path, number: int, line: str) -> WorkloadError:
         number,
         'an ActiveRecord line: Name (0.1ms)  SQL  [["name", value], ...]',
         excerpt(line),
-        "is this a Rails log? (see --format)",
+        "is this a Rails log? (see replay's --format)",
     )

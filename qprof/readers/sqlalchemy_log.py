@@ -244,5 +244,5 @@ def _bad_line(path: Path, number: int, line: str) -> WorkloadError:
         number,
         "a sqlalchemy.engine log record",
         excerpt(line),
-        "is this an SQLAlchemy log? (see --format)",
+        "is this an SQLAlchemy log? (see replay's --format)",
     )

@@ -648,17 +648,18 @@ class _Selector:
         The samples are the first statements and the costliest ones, so their
         mean overstates the fingerprint's; every cost taken on the scratch copy
         is scaled by the replay's own mean over it, so savings add up to shares
-        of the workload as replay measured it.
+        of the workload as replay measured it. A trace that counted no VM steps
+        (a stdlib ``sqlite3`` capture) or no time keeps the samples' own.
         """
         count = max(fp.count, 1)
         vm = (
             (fp.vm_step / count) / sampled.vm_per_statement
-            if sampled.vm_per_statement
+            if sampled.vm_per_statement and fp.vm_step
             else 1.0
         )
         ns = (
             (fp.total_ns / count) / sampled.ns_per_statement
-            if sampled.ns_per_statement
+            if sampled.ns_per_statement and fp.total_ns
             else 1.0
         )
         self._scales[fp.fingerprint.id] = (vm, ns)
