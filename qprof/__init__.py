@@ -68,9 +68,10 @@ def __getattr__(name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def load(trace: str | Path, db: str | Path, **options: Any) -> "Profile":
+def load(trace: str | Path, db: str | Path | None = None, **options: Any) -> "Profile":
     """Return a trace's profile as pandas DataFrames; see ``qprof.frames.load_profile``.
 
+    A captured trace needs no ``db`` (plans on an empty replica of its schema).
     ``recommend=True`` also runs the recommender (seconds on a large database).
     """
     from qprof.frames import load_profile

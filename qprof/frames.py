@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from qprof.analyze import Analysis, Thresholds, analyze_profile
+from qprof.errors import DatabaseError
 from qprof.loading import profile_trace
 from qprof.plan import Plan
 from qprof.profile import FingerprintProfile, Measurement, WorkloadProfile
@@ -59,6 +60,14 @@ class Profile:
     """The workload's VM steps after each pick against cumulative storage (pick 0: none)."""
     loops: pd.DataFrame
     """One row per fingerprint that repeated in one context (N+1 candidates)."""
+
+    def __repr__(self) -> str:
+        """A line of counts (the frames themselves print as tables)."""
+        return (
+            f"<qprof Profile of {self.workload.workload}: "
+            f"{len(self.statements)} statements, {len(self.fingerprints)} fingerprints, "
+            f"{len(self.findings)} findings, {len(self.recommendations)} recommendations>"
+        )
 
     @classmethod
     def from_results(
@@ -98,7 +107,7 @@ class Profile:
 
 def load_profile(
     trace: str | Path,
-    db: str | Path,
+    db: str | Path | None = None,
     *,
     analyze: bool = True,
     recommend: bool = False,
@@ -110,11 +119,14 @@ def load_profile(
 
     A trace written by ``qprof replay --out`` is read with its measurements and
     nothing runs again; any other workload is replayed against ``db`` (never
-    written). The analyzer runs unless ``analyze`` is False; the recommender,
-    which measures candidates on a scratch copy and takes seconds, only with
-    ``recommend=True``. Raises ``WorkloadError`` and ``DatabaseError`` as
-    ``qprof analyze`` does.
+    written). A captured trace needs no ``db``: plans are then taken on an empty
+    replica of its schema. The analyzer runs unless ``analyze`` is False; the
+    recommender, which measures candidates on a scratch copy and takes seconds,
+    only with ``recommend=True`` (and a ``db``). Raises ``WorkloadError`` and
+    ``DatabaseError`` as ``qprof analyze`` does.
     """
+    if recommend and db is None:
+        raise DatabaseError(trace, "recommend=True needs the database: give db")
     rows = StatementRows()
     workload = profile_trace(trace, db, strict=strict, on_measurement=rows.add)
     return _finish(workload, db, rows, analyze, recommend, thresholds, options)
@@ -554,7 +566,7 @@ def _saving_pct(net_vm: float, recommended: RecommendationSet | None) -> float:
 
 def _finish(
     workload: WorkloadProfile,
-    db: str | Path,
+    db: str | Path | None,
     rows: StatementRows,
     analyze: bool,
     recommend: bool,
@@ -567,5 +579,7 @@ def _finish(
     recommended = None
     if recommend:
         context = analysis.context if analysis else None
+        if db is None:
+            raise DatabaseError(workload.workload, "recommending needs the database")
         recommended = recommend_indexes(workload, db, options, context)
     return Profile.from_results(workload, analysis, recommended, rows)

@@ -1,8 +1,10 @@
 """Loops: which fingerprints repeat within one context, for N+1 detection.
 
 A context is where one unit of application work ran: the ``context`` label of
-a trace record (a request, a test id, a connection and thread), or, for a log
-that has none, a window of consecutive statements. Within each context the
+a trace record (a request, a test id), or, for a log that has none, a window of
+consecutive statements, each thread's a context of its own in a capture (a
+labelled context keeps the statements of all its threads: a request served by a
+thread pool is one unit of work). Within each context the
 tracker counts every fingerprint, keeps its first values, and remembers the
 statements just before its first occurrence: the likely source of the loop's
 values. Memory is bounded: at most ``open_limit`` contexts are open at once;
@@ -93,6 +95,8 @@ class LoopTracker:
         self._kept: dict[str, int] = {}
         self._window_number = -1
         self._window_label = ""
+        self._window_labels: list[str] = []
+        """The contexts of the current window (one a thread, in a capture)."""
 
     def add(
         self, index: int, statement: Statement, fingerprint: str, elapsed_ns: int
@@ -102,15 +106,21 @@ class LoopTracker:
         if label is None:
             window = index // self.window
             if window != self._window_number:
-                # Windows follow one another: the last one is over, close it now
-                # (memory stays flat however long the log is).
-                ended = self._open.pop(self._window_label, None)
-                if ended is not None:
-                    self._close(self._window_label, ended)
+                # Windows follow one another: the last one is over, close it (and
+                # its threads') now: memory stays flat however long the log is.
+                for ended_label in self._window_labels:
+                    ended = self._open.pop(ended_label, None)
+                    if ended is not None:
+                        self._close(ended_label, ended)
+                self._window_labels = []
                 self._window_number = window
                 first = window * self.window + 1
                 self._window_label = f"statements {first}-{first + self.window - 1}"
             label = self._window_label
+            if statement.thread is not None:
+                label = f"{label} in thread {statement.thread}"
+            if label not in self._open:
+                self._window_labels.append(label)
         context = self._open.get(label)
         if context is None:
             context = self._open[label] = _Context()

@@ -58,6 +58,10 @@ class Statement:
     """The time the log recorded for it, in nanoseconds, when it has one."""
     ts: float | None = None
     """When it ran, in unix seconds, when the log says."""
+    thread: str | None = None
+    """The thread that sent it (``pid123 MainThread`` in a merged part of another
+    process), when a capture says: unlabelled statements of different threads are
+    never one loop."""
 
     @property
     def location(self) -> str:

@@ -202,6 +202,29 @@ def test_loops_are_counted_per_context(shop_db, tmp_path):
     assert of_kind(analysis, "n_plus_one") == []  # two per request
 
 
+def test_unlabelled_statements_of_different_threads_are_not_one_loop(shop_db, tmp_path):
+    parent = {"sql": "SELECT id FROM users WHERE country = ? LIMIT 6", "params": ["c7"]}
+    children = [
+        {
+            "sql": "SELECT * FROM orders WHERE user_id = ?",
+            "params": [i],
+            "thread": f"worker {n % 3}",  # two a thread
+        }
+        for n, i in enumerate((7, 37, 67, 97, 127, 157))
+    ]
+    threaded = analyze(shop_db, tmp_path, parent, *children, name="t.jsonl")
+    assert of_kind(threaded, "n_plus_one") == []
+    one_thread = [{**child, "thread": "worker 0"} for child in children]
+    analysis = analyze(shop_db, tmp_path, parent, *one_thread, name="t.jsonl")
+    (loop,) = of_kind(analysis, "n_plus_one")
+    assert loop.evidence["statements_in_loops"] == 6
+    assert loop.evidence.get("parent_sql") is None  # the parent ran in another thread
+    labelled = [{**child, "context": "GET /orders"} for child in children]
+    analysis = analyze(shop_db, tmp_path, parent, *labelled, name="t.jsonl")
+    (loop,) = of_kind(analysis, "n_plus_one")  # one request, served by three threads
+    assert loop.evidence["statements_in_loops"] == 6
+
+
 def test_keyset_paging_and_table_less_checks_are_not_n_plus_one(shop_db, tmp_path):
     def loop(sql, values):
         return [{"sql": sql, "params": list(v), "context": "req"} for v in values]

@@ -508,6 +508,9 @@ def test_analyzes_an_in_memory_database_on_a_replica_of_its_schema(tmp_path):
     assert os.path.relpath(ROOT / caller) == os.path.relpath(
         list(profile.fingerprints[loop.fingerprint].callers)[0]
     )
+    frames = qprof.load(trace)  # no database: the same replica
+    assert len(frames.statements) == profile.statements
+    assert repr(frames).startswith(f"<qprof Profile of {trace}: {profile.statements} ")
 
 
 def test_the_caller_is_the_apps_line_past_installed_packages_and_orms(
@@ -1071,6 +1074,18 @@ def test_analyze_names_an_empty_file_and_a_trace_without_statements(tmp_path):
         result = CliRunner().invoke(main, ["analyze", str(path)])
         assert result.exit_code == 2, result.output
         assert f"{path}: expected" in result.output and found in result.output
+
+
+def test_an_executemany_that_fails_part_way_counts_the_rows_it_changed(tmp_path):
+    trace = tmp_path / "t.jsonl"
+    with qprof.trace(trace):
+        db = sqlite3.connect(":memory:")
+        db.execute("CREATE TABLE t (a UNIQUE)")
+        with pytest.raises(sqlite3.IntegrityError):
+            db.executemany("INSERT INTO t VALUES (?)", [(1,), (2,), (1,)])
+    failed = records(trace)[-1]
+    assert failed["measured"]["rows_changed"] == 2  # the sets before the third
+    assert failed["measured"]["error"].startswith("IntegrityError")
 
 
 def test_an_executemany_of_no_sets_is_not_recorded(tmp_path):

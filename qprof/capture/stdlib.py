@@ -235,7 +235,7 @@ class TracingCursor(sqlite3.Cursor):
         try:
             super().executemany(sql, parameters)
         except BaseException as error:
-            _failed(record, start, error)
+            _failed(self, record, start, before, error)
             raise
         finally:
             if counted is not None:
@@ -254,7 +254,7 @@ class TracingCursor(sqlite3.Cursor):
         try:
             super().executescript(script)
         except BaseException as error:
-            _failed(record, start, error)
+            _failed(self, record, start, before, error)
             raise
         return _executed(self, record, start, before)
 
@@ -338,7 +338,7 @@ def _execute(cursor: TracingCursor, sql: Any, parameters: Any, frame: Any) -> An
     try:
         _cursor_execute(cursor, sql, parameters)
     except BaseException as error:
-        _failed(record, start, error)
+        _failed(cursor, record, start, before, error)
         raise
     return _executed(cursor, record, start, before)
 
@@ -404,10 +404,23 @@ def _executed(
     return cursor
 
 
-def _failed(record: list[Any], start: int, error: BaseException) -> None:
+def _failed(
+    cursor: TracingCursor,
+    record: list[Any],
+    start: int,
+    before: int | None,
+    error: BaseException,
+) -> None:
+    """Fill in a statement that raised: its time, error, and the rows it changed
+    before it did (an executemany's earlier sets)."""
     record[ELAPSED_NS] = perf_counter_ns() - start
     record[ERROR] = f"{type(error).__name__}: {error}"
     record[OPEN] = False
+    if before is not None:
+        try:
+            record[ROWS_CHANGED] = cursor.connection.total_changes - before
+        except sqlite3.Error:
+            pass
 
 
 def _name(database: Any) -> str:

@@ -59,6 +59,7 @@ def read_records(
     source = str(path)
     loads = json.JSONDecoder(parse_constant=_reject_constant).decode
     shapes: dict[Any, dict[str, Any]] = {}
+    process: list[str] = []  # the part being read, after a qprof_part line
     for number, line in numbered_lines(path, progress):
         if not line.strip():
             continue
@@ -78,12 +79,14 @@ def read_records(
                     continue
                 record = {**shape, **record}
             elif _is_meta(record):
-                _take_meta(record, shapes)
+                _take_meta(record, shapes, process)
                 continue
         statement = _statement(record, source, number)
         if statement is None:
             problems.report(_bad_line(path, number, line))
             continue
+        if process and statement.thread is not None:
+            statement.thread = f"{process[0]} {statement.thread}"
         if not _sane_numbers(record):
             problems.report(_bad_numbers(path, number, line))
             continue
@@ -109,6 +112,7 @@ def _statement(record: dict[str, Any], source: str, number: int) -> Statement | 
         caller=_text_or_none(record.get("caller")),
         logged_ns=elapsed if isinstance(elapsed, int) else None,
         ts=float(ts) if isinstance(ts, (int, float)) else None,
+        thread=_text_or_none(record.get("thread")),
     )
 
 
@@ -164,12 +168,17 @@ def _valid_text(text: str) -> str:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _take_meta(record: dict[str, Any], shapes: dict[Any, dict[str, Any]]) -> None:
-    """Learn a shape's definition; forget them all where another process's part begins."""
-    if PART_KEY in record:
+def _take_meta(
+    record: dict[str, Any], shapes: dict[Any, dict[str, Any]], process: list[str]
+) -> None:
+    """Learn a shape's definition; forget them all where another process's part (or
+    another trace) begins, and note which process that part is."""
+    part = record.get(PART_KEY)
+    if part is not None or TRACE_HEADER_KEY in record:
         shapes.clear()
-    if TRACE_HEADER_KEY in record:
-        shapes.clear()  # another trace begins (two traces concatenated, say)
+        process[:] = []
+    if isinstance(part, dict):
+        process.append(str(part.get("process") or part.get("pid") or "another process"))
     shape = record.get(SHAPE_KEY)
     if isinstance(shape, dict) and isinstance(shape.get("id"), (int, str)):
         fields = dict(shape)
