@@ -90,8 +90,10 @@ class QprofGroup(click.Group):
 def main(verbose: int) -> None:
     """Profile the SQL workload an application sends to SQLite.
 
-    Replay a logged workload against a database to learn which statements cost
-    the most and why; the database is never written.
+    Replay a logged workload against a database, or capture what a Python
+    program or test suite sends to SQLite (`qprof run`, `pytest --qprof`), to
+    learn which statements cost the most and why, and which indexes to add;
+    the database is never written.
 
     Exit status: 0 done, 1 findings that `qprof check` fails on, 2 bad input (a
     missing file, a database that is not SQLite, a bad line under --strict),

@@ -190,6 +190,7 @@ def trace(
 @contextmanager
 def context(label: str) -> Iterator[None]:
     """Label the statements run inside the block (in this thread or task) ``label``."""
+    # Limitation: threads started inside the block do not inherit the label (contextvars).
     token = context_label.set(label)
     try:
         yield

@@ -128,7 +128,10 @@ class Recorder:
             try:
                 self._open()
             except OSError as error:
-                raise OutputError(self.path, error.strerror or str(error)) from None
+                reason = error.strerror or str(error)
+                if isinstance(error, (FileExistsError, NotADirectoryError)):
+                    reason = "a file is in the way of its folder"
+                raise OutputError(self.path, reason) from None
         _recorders.add(self)
 
     def begin(
@@ -354,6 +357,8 @@ class Recorder:
         self.signal_handlers = []
         self.statements = 0
         self.failures = 0
+        # Limitation: a child still running, statement-less, when the trace ends is not
+        # warned about; what it runs later goes into a part no trace merges.
         inherited, self._file = self._file, None  # opened with its first statement
         self.path = part_path(self.path, f"pid{os.getpid()}")
         self._header = {**self._header, "pid": os.getpid()}
@@ -501,6 +506,7 @@ def shorten(value: Any, adapt: Callable[[Any], Any] | None = None) -> Any:
         except Exception:
             pass  # the driver refused it too: the statement failed
     if isinstance(value, str):
+        # Limitation: a replay of the trace binds a shortened value as shortened.
         if len(value) <= TEXT_LIMIT:
             return value
         return value[:TEXT_KEPT] + f"…[qprof: {len(value)} chars long]"
