@@ -153,39 +153,34 @@ def _least_record(sql: str, parameters: object, start: int) -> list[object]:
     return record
 
 
-class _LeastCursor(sqlite3.Cursor):
+class _LeastRecord:
+    """A cursor mix-in that keeps the least record of each statement it runs."""
+
     _record: list[object]
 
-    def execute(self, sql: str, parameters: object = (), /) -> _LeastCursor:
+    def execute(self, sql: str, parameters: object = ()) -> _LeastRecord:
         self._record = _least_record(sql, parameters, time.perf_counter_ns())
-        super().execute(sql, parameters)
+        super().execute(sql, parameters)  # type: ignore[misc]
         self._record[5] = time.perf_counter_ns()
         return self
 
     def fetchall(self) -> list[object]:
-        rows = super().fetchall()
+        rows: list[object] = super().fetchall()  # type: ignore[misc]
         self._record[6] = len(rows)
         return rows
+
+
+class _LeastCursor(_LeastRecord, sqlite3.Cursor):
+    pass
+
+
+class _LeastApswCursor(_LeastRecord, apsw.Cursor):
+    pass
 
 
 class _LeastConnection(sqlite3.Connection):
-    def execute(self, sql: str, parameters: object = (), /) -> _LeastCursor:
+    def execute(self, sql: str, parameters: object = (), /) -> _LeastRecord:  # type: ignore[override]
         return sqlite3.Connection.cursor(self, _LeastCursor).execute(sql, parameters)
-
-
-class _LeastApswCursor(apsw.Cursor):
-    _record: list[object]
-
-    def execute(self, statements: str, bindings: object = None) -> _LeastApswCursor:
-        self._record = _least_record(statements, bindings, time.perf_counter_ns())
-        super().execute(statements, bindings)
-        self._record[5] = time.perf_counter_ns()
-        return self
-
-    def fetchall(self) -> list[object]:
-        rows = super().fetchall()
-        self._record[6] = len(rows)
-        return rows
 
 
 def _traced(
