@@ -91,6 +91,8 @@ class StatementError:
     """The statement's SQL."""
     error: str
     """SQLite's error, with its class name."""
+    caller: str | None = None
+    """The application's ``file:line`` that sent it, when the trace says."""
 
 
 @dataclass(slots=True)
@@ -301,6 +303,7 @@ class ProfileBuilder:
                         fp.fingerprint.id,
                         statement.sql,
                         measurement.error,
+                        statement.caller,
                     )
                 )
 

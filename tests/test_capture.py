@@ -309,6 +309,12 @@ def test_a_statement_on_a_closed_connection_fails_as_untraced_and_is_recorded(
             apsw_cursor.execute("SELECT 3")
     found = records(trace)  # the connection's execute failed making its cursor
     assert [r["sql"] for r in found] == ["SELECT 1", "SELECT 2", "SELECT 3"]
+    analyzed = CliRunner().invoke(main, ["analyze", str(trace), "--json"])
+    errors = json.loads(analyzed.stdout)["errors"]
+    assert [e["caller"].split(":")[0] for e in errors] == [
+        HERE,
+        HERE,
+    ]  # the app's lines
     assert found[0]["measured"]["error"].startswith("ProgrammingError")
     assert found[2]["measured"]["error"].startswith("CursorClosedError")
     assert tracer.failures == 0  # the application's error, not the tracer's

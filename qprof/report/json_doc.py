@@ -46,6 +46,7 @@ def profile_document(
         "errors": [
             {
                 "location": e.location,
+                "caller": e.caller,
                 "fingerprint": e.fingerprint,
                 "sql": e.sql,
                 "error": e.error,

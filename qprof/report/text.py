@@ -301,7 +301,8 @@ def _error_lines(profile: WorkloadProfile, width: int) -> list[str]:
     if profile.errors:
         lines += ["", f"Failed statements ({profile.error_count:,}; the first ones):"]
         for error in profile.errors[:5]:
-            lines.append(_cut(f"  {error.location}: {error.error}", width))
+            caller = f" (from {error.caller})" if error.caller else ""
+            lines.append(_cut(f"  {error.location}{caller}: {error.error}", width))
     if profile.skipped:
         lines += ["", f"Skipped lines ({profile.skipped_lines:,}; the first ones):"]
         for message in profile.skipped[:5]:
