@@ -955,6 +955,11 @@ if __name__ == "__main__":
         child = os.fork()
         if child == 0:
             db.execute("SELECT 'in the child'").fetchall()
+            grandchild = os.fork()  # forked by a process that writes a part
+            if grandchild == 0:
+                db.execute("SELECT 'in the grandchild'").fetchall()
+                sys.exit(0)
+            os.waitpid(grandchild, 0)
             sys.exit(0)
         os.waitpid(child, 0)
         db.execute("SELECT 'after the fork'").fetchall()
@@ -969,6 +974,7 @@ def test_forked_processes_trace_into_parts_merged_once(tmp_path):
     assert found.count("SELECT 'before the fork'") == 1  # not copied into a child
     assert found.count("SELECT ? AS worker") == 4
     assert found.count("SELECT 'in the child'") == 1
+    assert found.count("SELECT 'in the grandchild'") == 1
     assert found.count("SELECT 'after the fork'") == 1
     assert list(tmp_path.glob("t.pid*.jsonl")) == []
     parts = [line for line in trace.read_text().splitlines() if "qprof_part" in line]

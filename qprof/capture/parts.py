@@ -22,8 +22,16 @@ log = logging.getLogger(__name__)
 
 
 def part_path(trace: Path, label: str) -> Path:
-    """Return the part file of process ``label`` (``pid123``, ``gw0``) of ``trace``."""
-    return trace.with_name(f"{trace.stem}.{label}{trace.suffix}")
+    """Return the part file of process ``label`` (``pid123``, ``gw0``) of ``trace``.
+
+    ``trace`` may itself be a part (a process forked by one that writes a part):
+    the new part is then the whole trace's, merged with the others.
+    """
+    stem = trace.stem
+    base, dot, last = stem.rpartition(".")
+    if dot and base and _is_label(last):
+        stem = base
+    return trace.with_name(f"{stem}.{label}{trace.suffix}")
 
 
 def existing_parts(trace: Path) -> dict[Path, tuple[int, int, int]]:
@@ -139,11 +147,14 @@ def _is_running_part(trace: Path, part: Path) -> bool:
 def _label(trace: Path, part: Path) -> str | None:
     """Return ``pid123`` or ``gw0`` for a part file of ``trace``, else None."""
     middle = part.name[len(trace.stem) + 1 : len(part.name) - len(trace.suffix)]
-    if middle.startswith("pid") and middle[3:].isdigit():
-        return middle
-    if middle.startswith("gw") and middle[2:].isdigit():
-        return middle
-    return None
+    return middle if _is_label(middle) else None
+
+
+def _is_label(text: str) -> bool:
+    """Return True for a process's label in a part's name: ``pid123`` or ``gw0``."""
+    return (text.startswith("pid") and text[3:].isdigit()) or (
+        text.startswith("gw") and text[2:].isdigit()
+    )
 
 
 def _is_running(pid: int) -> bool:
