@@ -118,6 +118,7 @@ class LoopTracker:
                 self._window_label = f"statements {first}-{first + self.window - 1}"
             label = self._window_label
             if statement.thread is not None:
+                # Limitation: threads are told apart by name (all a trace records).
                 label = f"{label} in thread {statement.thread}"
             if label not in self._open:
                 self._window_labels.append(label)

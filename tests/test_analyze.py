@@ -225,6 +225,21 @@ def test_unlabelled_statements_of_different_threads_are_not_one_loop(shop_db, tm
     assert loop.evidence["statements_in_loops"] == 6
 
 
+def test_a_captured_loop_is_an_n_plus_one_whatever_ran_before_it(shop_db, tmp_path):
+    unrelated = {"sql": "SELECT count(*) FROM users", "caller": "app.py:3"}
+    children = [
+        {"sql": "SELECT * FROM orders WHERE user_id = ?", "params": [i], "caller": c}
+        for i, c in zip((7, 37, 67, 97, 127, 157), ["app.py:9"] * 6, strict=True)
+    ]
+    analysis = analyze(shop_db, tmp_path, unrelated, *children, name="t.jsonl")
+    (loop,) = of_kind(analysis, "n_plus_one")  # the caller line is the loop
+    assert loop.evidence["callers"] == ["app.py:9"]
+    assert loop.evidence["values_found_in_parent_rows"]["found"] == 0
+    uncalled = [{k: v for k, v in c.items() if k != "caller"} for c in children]
+    plain = analyze(shop_db, tmp_path, unrelated, *uncalled, name="t.jsonl")
+    assert of_kind(plain, "n_plus_one") == []  # a log's repeated searches
+
+
 def test_keyset_paging_and_table_less_checks_are_not_n_plus_one(shop_db, tmp_path):
     def loop(sql, values):
         return [{"sql": sql, "params": list(v), "context": "req"} for v in values]

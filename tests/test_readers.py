@@ -8,6 +8,7 @@ import pytest
 
 from qprof.errors import WorkloadError
 from qprof.readers import ReadProblems, detect_format, read_workload
+from qprof.readers.qprof_trace import read_records
 
 
 def statements(path, fmt=None, strict=False):
@@ -168,10 +169,17 @@ def test_odd_shape_ids_and_numbers_are_bad_lines_and_a_header_restarts_shapes(
 def test_a_lone_surrogate_in_a_statement_is_read_as_a_replacement_character(
     write_file,
 ):
-    path = write_file("t.jsonl", '{"sql": "SELECT * FROM \\"t\\ud800\\""}\n')
-    found, problems = statements(path, "qprof")
-    assert [s.sql for s in found] == ['SELECT * FROM "t\ufffd"']
-    assert problems.count == 0
+    path = write_file(
+        "t.jsonl",
+        '{"sql": "SELECT * FROM \\"t\\ud800\\""}\n'
+        '{"sql": "SELECT 1", "measured": {"error": "ValueError: bad \\udc80"}}\n'
+        '{"sql": "SELECT 2", "params": ' + "[" * 100_000 + "}\n",  # nested too deep
+    )
+    problems = ReadProblems()
+    found = list(read_records(path, problems))
+    assert [s.sql for s, _record in found] == ['SELECT * FROM "t\ufffd"', "SELECT 1"]
+    assert found[1][1]["measured"]["error"] == "ValueError: bad \ufffd"
+    assert [p.line for p in problems.problems] == [3]
 
 
 def test_strict_raises_the_first_bad_line(write_file):

@@ -94,10 +94,12 @@ def _finding(
             evidence["values_found_in_parent_rows"] = matched
             if (
                 biggest.context.startswith(WINDOW_PREFIX)
+                and not biggest.callers
                 and matched["found"] * 2 < matched["checked"]
             ):
-                # No context labels, and the values did not come from the statement
-                # before: a log's repeated searches, not a loop over a parent's rows.
+                # No context labels, no caller line, and the values did not come from
+                # the statement before: a log's repeated searches, not a loop over a
+                # parent's rows. (A capture names the line that ran the loop.)
                 return None
         if parent.fingerprint in looping:
             nested = f", nested inside the loop of {parent.fingerprint}"

@@ -636,6 +636,7 @@ def _record_dict(record: list[Any]) -> dict[str, Any]:
 
 def _sqlite3_adapt(value: Any) -> Any:
     """Return ``value`` as the sqlite3 module binds it (its adapters, ``__conform__``)."""
+    # Limitation: adapted when written: a value changed since it was bound is recorded changed.
     import sqlite3
 
     return sqlite3.adapt(value, sqlite3.PrepareProtocol)

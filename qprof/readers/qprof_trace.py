@@ -37,7 +37,7 @@ def _is_record(text: str) -> bool:
         return False
     try:
         record = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return isinstance(record, dict) and (
         "sql" in record or "shape" in record or _is_meta(record)
@@ -65,7 +65,7 @@ def read_records(
             continue
         try:
             record = loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past reason
             problems.report(_bad_line(path, number, line))
             continue
         if not isinstance(record, dict):
@@ -90,6 +90,9 @@ def read_records(
         if not _sane_numbers(record):
             problems.report(_bad_numbers(path, number, line))
             continue
+        measured = record.get("measured")
+        if isinstance(measured, dict) and isinstance(measured.get("error"), str):
+            measured["error"] = _valid_text(measured["error"])  # printed in reports
         yield statement, record
 
 
