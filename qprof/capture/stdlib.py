@@ -332,7 +332,7 @@ def _execute(cursor: TracingCursor, sql: Any, parameters: Any, frame: Any) -> An
     record = _begin(state, cursor, sql, parameters, frame)
     try:
         before: int | None = connection.total_changes
-    except sqlite3.Error:  # closed, or another thread's: execute says so itself
+    except sqlite3.Error:  # _total_changes, inlined on the hot path
         before = None
     start = perf_counter_ns()
     try:
